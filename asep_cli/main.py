@@ -1,0 +1,113 @@
+"""`asep`: the operator's command line (inside the venv)."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from collections.abc import Callable, Sequence
+
+from shared.config import get_settings
+from shared.db.migrate import upgrade_to_head
+from shared.db.server import (
+    database_urls,
+    ensure_roles_and_database,
+    stop_embedded_server,
+)
+from shared.identity.schemas import TenantCreate
+from shared.identity.service import ensure_tenant
+from shared.telemetry.logging import configure_logging
+
+
+def _db_url(args: argparse.Namespace) -> int:
+    urls = database_urls()
+    url = urls.owner if args.owner else urls.app
+    print(url.render_as_string(hide_password=False))
+    return 0
+
+
+def _db_start(_: argparse.Namespace) -> int:
+    urls = database_urls()
+    ensure_roles_and_database(urls)
+    print(urls.app.render_as_string(hide_password=True))
+    return 0
+
+
+def _db_stop(_: argparse.Namespace) -> int:
+    settings = get_settings()
+    if not settings.uses_embedded_database:
+        print("DATABASE_URL is set: the database is not ours to stop.", file=sys.stderr)
+        return 1
+    stopped = stop_embedded_server(settings.embedded_pgdata)
+    print("stopped" if stopped else "not running")
+    return 0
+
+
+def _db_migrate(_: argparse.Namespace) -> int:
+    urls = database_urls()
+    ensure_roles_and_database(urls)
+    upgrade_to_head(urls.owner)
+    print("migrated to head")
+    return 0
+
+
+def _seed(_: argparse.Namespace) -> int:
+    settings = get_settings()
+    tenant = ensure_tenant(TenantCreate(slug=settings.demo_tenant_slug, name="Demo Tenant"))
+    print(json.dumps({"tenant": tenant.model_dump(mode="json")}))
+    return 0
+
+
+def _serve(args: argparse.Namespace) -> int:
+    import uvicorn
+
+    settings = get_settings()
+    uvicorn.run(
+        "http_api.app:create_app",
+        factory=True,
+        host=args.host or settings.host,
+        port=args.port or settings.port,
+        log_config=None,
+    )
+    return 0
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="asep", description="ShaunAI ASEP operator commands")
+    commands = parser.add_subparsers(dest="command", required=True)
+
+    db = commands.add_parser("db", help="database: url, start, stop, migrate")
+    db_commands = db.add_subparsers(dest="db_command", required=True)
+    url = db_commands.add_parser("url", help="print the app role's connection URL")
+    url.add_argument("--owner", action="store_true", help="the owner (migration) role instead")
+    url.set_defaults(handler=_db_url)
+    db_commands.add_parser("start", help="start the embedded PostgreSQL").set_defaults(
+        handler=_db_start
+    )
+    db_commands.add_parser("stop", help="stop the embedded PostgreSQL").set_defaults(
+        handler=_db_stop
+    )
+    db_commands.add_parser("migrate", help="apply migrations as the owner role").set_defaults(
+        handler=_db_migrate
+    )
+
+    commands.add_parser("seed", help="create the demo tenant if missing").set_defaults(
+        handler=_seed
+    )
+
+    serve = commands.add_parser("serve", help="serve the HTTP app")
+    serve.add_argument("--host")
+    serve.add_argument("--port", type=int)
+    serve.set_defaults(handler=_serve)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    configure_logging(get_settings().log_level)
+    args = build_parser().parse_args(argv)
+    handler: Callable[[argparse.Namespace], int] = args.handler
+    return handler(args)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,33 @@
+"""Composition root: the Functions app. Only a runtime (Azure Functions or devhost) loads it."""
+
+from __future__ import annotations
+
+import azure.durable_functions as df
+import azure.functions as func
+
+from http_api.app import create_app
+from http_api.durable import durable_client_var
+from shared.config import get_settings
+from shared.telemetry.logging import configure_logging
+
+configure_logging(get_settings().log_level)
+
+app = df.DFApp(http_auth_level=func.AuthLevel.ANONYMOUS)
+asgi = func.AsgiMiddleware(create_app())
+
+
+@app.function_name("http_api")
+@app.route(
+    route="{*route}",
+    methods=["GET", "POST", "PUT", "PATCH", "DELETE", "HEAD", "OPTIONS"],
+    auth_level=func.AuthLevel.ANONYMOUS,
+)
+@app.durable_client_input(client_name="client")
+async def http_api(
+    req: func.HttpRequest, context: func.Context, client: df.DurableOrchestrationClient
+) -> func.HttpResponse:
+    token = durable_client_var.set(client)
+    try:
+        return await asgi.handle_async(req, context)
+    finally:
+        durable_client_var.reset(token)

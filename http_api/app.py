@@ -1,0 +1,36 @@
+"""The FastAPI application: /healthz, /openapi.json and /v1, with problem+json errors."""
+
+from __future__ import annotations
+
+from fastapi import FastAPI
+
+from http_api import health, v1
+from http_api.middleware import (
+    BodySizeLimitMiddleware,
+    RequestContextMiddleware,
+    UnhandledErrorMiddleware,
+)
+from http_api.problems import install_problem_handlers
+from shared.config import get_settings
+
+API_TITLE = "ShaunAI ASEP API"
+API_VERSION = "0.1.0"
+
+
+def create_app() -> FastAPI:
+    settings = get_settings()
+    app = FastAPI(
+        title=API_TITLE,
+        version=API_VERSION,
+        docs_url=None,
+        redoc_url=None,
+        openapi_url="/openapi.json",
+    )
+    install_problem_handlers(app)
+    app.include_router(health.router)
+    app.include_router(v1.router)
+    # The last added is the outermost: ids exist before the size check or an error answers.
+    app.add_middleware(UnhandledErrorMiddleware)
+    app.add_middleware(BodySizeLimitMiddleware, max_bytes=settings.max_body_bytes)
+    app.add_middleware(RequestContextMiddleware)
+    return app

@@ -1,0 +1,60 @@
+"""The one settings object. Every setting is documented in README.md's configuration table."""
+
+from __future__ import annotations
+
+from enum import StrEnum
+from functools import lru_cache
+from pathlib import Path
+
+from pydantic import Field, SecretStr
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+REPO_ROOT = Path(__file__).resolve().parent.parent
+
+
+class Environment(StrEnum):
+    LOCAL = "local"
+    TEST = "test"
+    AZURE = "azure"
+
+
+class Settings(BaseSettings):
+    model_config = SettingsConfigDict(env_prefix="ASEP_", extra="ignore", frozen=True)
+
+    env: Environment = Environment.LOCAL
+    data_dir: Path = Field(default=REPO_ROOT / ".asep")
+
+    # Owner URL: migrations run with it. Unset in local/test means the embedded PostgreSQL.
+    database_url: SecretStr | None = Field(default=None, validation_alias="DATABASE_URL")
+    # App URL: the role the app connects as. Derived from database_url when unset.
+    app_database_url: SecretStr | None = None
+    database_name: str = "asep"
+    owner_role: str = "asep_owner"
+    app_role: str = "asep_app"
+    app_role_password: SecretStr | None = None
+    db_pool_size: int = 10
+    db_statement_timeout_ms: int = 30_000
+
+    host: str = "127.0.0.1"
+    port: int = Field(default=7071, validation_alias="PORT")
+    log_level: str = "INFO"
+    max_body_bytes: int = 1_048_576
+    demo_tenant_slug: str = "demo"
+
+    @property
+    def uses_embedded_database(self) -> bool:
+        return self.database_url is None
+
+    @property
+    def embedded_pgdata(self) -> Path:
+        return self.data_dir / "pg"
+
+
+@lru_cache(maxsize=1)
+def get_settings() -> Settings:
+    settings = Settings()
+    if settings.env is Environment.AZURE and settings.uses_embedded_database:
+        raise RuntimeError(
+            "ASEP_ENV=azure requires DATABASE_URL: the embedded database is for local/test"
+        )
+    return settings
