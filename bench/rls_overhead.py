@@ -19,16 +19,13 @@ import sys
 import time
 import uuid
 from collections.abc import Callable
-from pathlib import Path
 from typing import Any
 
 import psycopg
 
-sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
-
-from shared.config import get_settings  # noqa: E402
-from shared.db.migrate import upgrade_to_head  # noqa: E402
-from shared.db.server import (  # noqa: E402
+from shared.config import get_settings
+from shared.db.migrate import upgrade_to_head
+from shared.db.server import (
     create_database,
     database_urls,
     drop_database,

@@ -1,0 +1,1 @@
+"""Thin activity functions: one pydantic input, shared services, one transaction each."""
