@@ -1,1 +1,1 @@
-"""Durable orchestrator generators (ARCHITECTURE.md §4): deterministic, no I/O, activities by name."""
+"""Durable orchestrator generators (ARCHITECTURE.md §4): deterministic, no I/O."""
