@@ -8,10 +8,8 @@ from collections.abc import Iterator
 
 import pytest
 
-# Before anything reads settings: tests run as ASEP_ENV=test against their own database.
-_WORKER = os.environ.get("PYTEST_XDIST_WORKER", "main")
+# Before anything reads settings: tests run as ASEP_ENV=test.
 os.environ["ASEP_ENV"] = "test"
-os.environ.setdefault("ASEP_DATABASE_NAME", f"asep_test_{_WORKER}")
 
 from sqlalchemy import text  # noqa: E402
 from sqlalchemy.orm import Session  # noqa: E402
@@ -32,8 +30,9 @@ from shared.identity.service import provision_tenant  # noqa: E402
 
 
 @pytest.fixture(scope="session")
-def database() -> Iterator[DatabaseUrls]:
-    """A freshly created and migrated database for this worker."""
+def database(worker_id: str) -> Iterator[DatabaseUrls]:
+    """A freshly created and migrated database for this xdist worker ("master" without -n)."""
+    os.environ["ASEP_DATABASE_NAME"] = f"asep_test_{worker_id}"
     get_settings.cache_clear()
     settings = get_settings()
     urls = database_urls(settings)
