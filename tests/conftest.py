@@ -8,30 +8,28 @@ from collections.abc import Iterator
 
 import pytest
 
-# Before anything reads settings: tests run as ASEP_ENV=test.
-os.environ["ASEP_ENV"] = "test"
+from sqlalchemy import text
+from sqlalchemy.orm import Session
 
-from sqlalchemy import text  # noqa: E402
-from sqlalchemy.orm import Session  # noqa: E402
-
-from shared.config import get_settings  # noqa: E402
-from shared.db.engine import app_engine, reset_engines  # noqa: E402
-from shared.db.migrate import upgrade_to_head  # noqa: E402
-from shared.db.server import (  # noqa: E402
+from shared.config import get_settings
+from shared.db.engine import app_engine, reset_engines
+from shared.db.migrate import upgrade_to_head
+from shared.db.server import (
     DatabaseUrls,
     create_database,
     database_urls,
     drop_database,
     ensure_roles_and_database,
 )
-from shared.db.unit_of_work import TenantUnitOfWork  # noqa: E402
-from shared.identity.schemas import TenantCreate, TenantRead  # noqa: E402
-from shared.identity.service import provision_tenant  # noqa: E402
+from shared.db.unit_of_work import TenantUnitOfWork
+from shared.identity.schemas import TenantCreate, TenantRead
+from shared.identity.service import provision_tenant
 
 
 @pytest.fixture(scope="session")
 def database(worker_id: str) -> Iterator[DatabaseUrls]:
     """A freshly created and migrated database for this xdist worker ("master" without -n)."""
+    os.environ["ASEP_ENV"] = "test"
     os.environ["ASEP_DATABASE_NAME"] = f"asep_test_{worker_id}"
     get_settings.cache_clear()
     settings = get_settings()
