@@ -7,7 +7,6 @@ import uuid
 from collections.abc import Iterator
 
 import pytest
-
 from sqlalchemy import text
 from sqlalchemy.orm import Session
 
