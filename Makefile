@@ -4,6 +4,7 @@ PYTHON ?= $(shell command -v python3.11 || command -v python3)
 VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
+NODE_STAMP := node_modules/.installed
 PORT ?= 7071
 PYTEST_ARGS ?=
 
@@ -23,6 +24,12 @@ $(STAMP): $(BIN)/python pyproject.toml requirements.txt
 	$(BIN)/python -m pip install --quiet -r requirements.txt -e '.[dev]'
 	touch $(STAMP)
 
+# Test peers from npm (a real OIDC provider, Azurite), pinned by package-lock.json.
+$(NODE_STAMP): package.json package-lock.json
+	@command -v npm >/dev/null || { echo "npm not found (Node.js 20+ is required for the test peers)"; exit 1; }
+	npm ci --no-audit --no-fund --loglevel=error
+	touch $(NODE_STAMP)
+
 db-start: $(STAMP)
 	$(BIN)/asep db migrate
 
@@ -40,7 +47,7 @@ lint: $(STAMP)
 typecheck: $(STAMP)
 	$(BIN)/mypy .
 
-test: db-start lint typecheck
+test: db-start $(NODE_STAMP) lint typecheck
 	ASEP_ENV=test $(BIN)/pytest -n 2 $(PYTEST_ARGS)
 
 bench: db-start
