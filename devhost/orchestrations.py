@@ -427,7 +427,12 @@ class Episode:
     def _input_value(self) -> Any:
         if self.instance.input is None:
             return None
-        return json.loads(self.instance.input)
+        value = json.loads(self.instance.input)
+        # The SDK's get_input() runs df_loads on this, which accepts text or an object; a bare
+        # number, list or bool (posted straight to the HTTP API) is handed over as JSON text.
+        if isinstance(value, str | dict):
+            return value
+        return json.dumps(value)
 
     def _known(self, kind: str, table: dict[str, Any]) -> str:
         names = ", ".join(f"'{e.name}'" for e in table.values())

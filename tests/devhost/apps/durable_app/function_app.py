@@ -45,7 +45,9 @@ async def item_by_id(req: func.HttpRequest, context: func.Context) -> func.HttpR
         "q": req.params.get("q"),
         "function": context.function_name,
     }
-    return func.HttpResponse(json.dumps(body), mimetype="application/json", headers={"X-Item": "yes"})
+    return func.HttpResponse(
+        json.dumps(body), mimetype="application/json", headers={"X-Item": "yes"}
+    )
 
 
 @app.route(route="items/special", methods=["GET"])
@@ -99,7 +101,9 @@ async def stream(req: Request) -> StreamingResponse:
 
 @app.route(route="orchestrators/{functionName}", methods=["POST"])
 @app.durable_client_input(client_name="client")
-async def http_start(req: func.HttpRequest, client: df.DurableOrchestrationClient) -> func.HttpResponse:
+async def http_start(
+    req: func.HttpRequest, client: df.DurableOrchestrationClient
+) -> func.HttpResponse:
     body = req.get_body()
     payload = json.loads(body) if body else None
     instance_id = await client.start_new(
@@ -110,7 +114,9 @@ async def http_start(req: func.HttpRequest, client: df.DurableOrchestrationClien
 
 @app.route(route="run/{functionName}", methods=["POST"])
 @app.durable_client_input(client_name="client")
-async def http_run(req: func.HttpRequest, client: df.DurableOrchestrationClient) -> func.HttpResponse:
+async def http_run(
+    req: func.HttpRequest, client: df.DurableOrchestrationClient
+) -> func.HttpResponse:
     body = req.get_body()
     instance_id = await client.start_new(
         req.route_params["functionName"], None, json.loads(body) if body else None
@@ -178,7 +184,9 @@ def monitor(context: df.DurableOrchestrationContext) -> Any:
 @app.orchestration_trigger(context_name="context")
 def retrying(context: df.DurableOrchestrationContext) -> Any:
     settings = context.get_input()
-    options = df.RetryOptions(first_retry_interval_in_milliseconds=200, max_number_of_attempts=settings["max"])
+    options = df.RetryOptions(
+        first_retry_interval_in_milliseconds=200, max_number_of_attempts=settings["max"]
+    )
     try:
         result = yield context.call_activity_with_retry(
             "flaky", options, {"key": settings["key"], "failures": settings["failures"]}
@@ -198,9 +206,7 @@ def parent(context: df.DurableOrchestrationContext) -> Any:
     flaky = yield context.call_sub_orchestrator_with_retry(
         "flaky_child", options, {"key": settings["key"], "failures": 2}
     )
-    fanned = yield context.task_all(
-        [context.call_sub_orchestrator("fan_out", 3) for _ in range(2)]
-    )
+    fanned = yield context.task_all([context.call_sub_orchestrator("fan_out", 3) for _ in range(2)])
     return {"child": child, "flaky": flaky, "fanned": fanned}
 
 
@@ -255,7 +261,10 @@ def replay_aware(context: df.DurableOrchestrationContext) -> Any:
     for n in range(3):
         seen.append(context.is_replaying)
         yield context.call_activity("double", n)
-    return {"replaying_at_end": context.is_replaying, "time": context.current_utc_datetime.isoformat()}
+    return {
+        "replaying_at_end": context.is_replaying,
+        "time": context.current_utc_datetime.isoformat(),
+    }
 
 
 # -- Activities -------------------------------------------------------------------------
@@ -289,29 +298,41 @@ def flaky(settings: dict[str, Any]) -> str:
 
 @app.activity_trigger(input_name="payload")
 @app.durable_client_input(client_name="client")
-async def start_from_activity(payload: dict[str, Any], client: df.DurableOrchestrationClient) -> str:
+async def start_from_activity(
+    payload: dict[str, Any], client: df.DurableOrchestrationClient
+) -> str:
     return str(await client.start_new("chaining", payload["id"], None))
 
 
 @app.orchestration_trigger(context_name="context")
 def starts_another(context: df.DurableOrchestrationContext) -> Any:
-    started = yield context.call_activity("start_from_activity", {"id": f"{context.instance_id}-started"})
+    started = yield context.call_activity(
+        "start_from_activity", {"id": f"{context.instance_id}-started"}
+    )
     return started
 
 
 # -- Service Bus and timers -------------------------------------------------------------
 
 
-@app.service_bus_queue_trigger(arg_name="msg", queue_name="orders", connection="ServiceBusConnection")
+@app.service_bus_queue_trigger(
+    arg_name="msg", queue_name="orders", connection="ServiceBusConnection"
+)
 def on_order(msg: func.ServiceBusMessage) -> None:
     body = msg.get_body().decode("utf-8")
     if body == "poison":
         raise ValueError("cannot process a poisoned order")
-    _record("order", {"body": body, "delivery_count": msg.delivery_count, "message_id": msg.message_id})
+    _record(
+        "order", {"body": body, "delivery_count": msg.delivery_count, "message_id": msg.message_id}
+    )
 
 
-@app.service_bus_queue_trigger(arg_name="text", queue_name="forwarded", connection="ServiceBusConnection")
-@app.service_bus_queue_output(arg_name="out", queue_name="orders", connection="ServiceBusConnection")
+@app.service_bus_queue_trigger(
+    arg_name="text", queue_name="forwarded", connection="ServiceBusConnection"
+)
+@app.service_bus_queue_output(
+    arg_name="out", queue_name="orders", connection="ServiceBusConnection"
+)
 def forward(text: str, out: func.Out[str]) -> None:
     out.set(f"fwd:{text}")
 
