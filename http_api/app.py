@@ -5,6 +5,7 @@ from __future__ import annotations
 from fastapi import FastAPI
 
 from http_api import health, v1
+from http_api.auth import publish_permissions
 from http_api.middleware import (
     BodySizeLimitMiddleware,
     RequestContextMiddleware,
@@ -12,6 +13,7 @@ from http_api.middleware import (
 )
 from http_api.problems import install_problem_handlers
 from shared.config import get_settings
+from shared.identity.authentication import Authenticator
 
 API_TITLE = "ShaunAI ASEP API"
 API_VERSION = "0.1.0"
@@ -27,8 +29,10 @@ def create_app() -> FastAPI:
         openapi_url="/openapi.json",
     )
     install_problem_handlers(app)
+    app.state.authenticator = Authenticator(settings)
     app.include_router(health.router)
     app.include_router(v1.router)
+    publish_permissions(app)
     # The last added is the outermost: ids exist before the size check or an error answers.
     app.add_middleware(UnhandledErrorMiddleware)
     app.add_middleware(BodySizeLimitMiddleware, max_bytes=settings.max_body_bytes)

@@ -9,7 +9,7 @@ from fastapi.concurrency import run_in_threadpool
 from fastapi.responses import JSONResponse
 from sqlalchemy.exc import SQLAlchemyError
 
-from http_api.permissions import PUBLIC, requires
+from http_api.auth import public_endpoint
 from http_api.problems import problem_response
 from shared.db.unit_of_work import ping_database
 
@@ -17,7 +17,7 @@ log = logging.getLogger(__name__)
 router = APIRouter()
 
 
-@router.get("/healthz", tags=["health"], **requires(PUBLIC))
+@router.get("/healthz", tags=["health"], dependencies=[public_endpoint()])
 async def healthz(request: Request) -> JSONResponse:
     try:
         await run_in_threadpool(ping_database)

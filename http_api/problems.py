@@ -79,6 +79,7 @@ async def _on_asep_error(request: Request, exc: Exception) -> JSONResponse:
         code=exc.code,
         title=exc.title,
         detail=exc.detail,
+        headers={"WWW-Authenticate": 'Bearer realm="asep"'} if exc.status == 401 else None,
         **exc.extensions,
     )
 

@@ -4,4 +4,7 @@ from __future__ import annotations
 
 from fastapi import APIRouter
 
+from http_api import identity
+
 router = APIRouter(prefix="/v1")
+router.include_router(identity.router)

@@ -41,6 +41,32 @@ class Settings(BaseSettings):
     max_body_bytes: int = 1_048_576
     demo_tenant_slug: str = "demo"
 
+    # Audit checkpoints: Blob (connection string for Azurite/keys, or account URL with managed
+    # identity); with neither, local/test write bundles under data_dir/blobs.
+    blob_connection_string: SecretStr | None = None
+    blob_account_url: str | None = None
+    audit_container: str = "audit"
+    # Signing: a Key Vault EC P-256 key URL in Azure, else a local key file.
+    audit_key_vault_key_url: str | None = None
+    audit_signing_key_path: Path | None = None
+    # PEM file of pinned public keys; unset trusts the configured signer's own key.
+    audit_trusted_keys_path: Path | None = None
+    audit_verify_workers: int = Field(default=0, ge=0)
+
+    @property
+    def audit_signing_key_file(self) -> Path:
+        return self.audit_signing_key_path or self.data_dir / "keys" / "audit-checkpoint.pem"
+
+    # The deployment's platform operators (who provision tenants): "issuer|subject" entries,
+    # trusted through the platform issuer below. In local/test the dev issuer's
+    # operator is trusted when platform_issuer is unset.
+    platform_operators: list[str] = Field(default_factory=list)
+    platform_issuer: str | None = None
+    platform_jwks_uri: str | None = None
+    platform_audience: str = "api://asep"
+    platform_provider: str = "entra"
+    jwt_leeway_seconds: int = Field(default=90, ge=60, le=120)
+
     @property
     def uses_embedded_database(self) -> bool:
         return self.database_url is None

@@ -20,6 +20,20 @@ class ASEPError(Exception):
         self.extensions = extensions
 
 
+class Unauthorized(ASEPError):
+    """Authentication failed. The detail is deliberately the same for every reason."""
+
+    status = 401
+    code = "unauthorized"
+    title = "Unauthorized"
+
+
+class Forbidden(ASEPError):
+    status = 403
+    code = "forbidden"
+    title = "Forbidden"
+
+
 class NotFound(ASEPError):
     status = 404
     code = "not_found"

@@ -23,6 +23,7 @@ from shared.db.unit_of_work import DirectoryUnitOfWork, TenantUnitOfWork
 
 class RouteKind(StrEnum):
     TENANT_SLUG = "tenant_slug"
+    SSO_ISSUER = "sso_issuer"
     USER_SUBJECT = "user_subject"
     API_KEY_PREFIX = "api_key_prefix"
     HUBSPOT_PORTAL = "hubspot_portal"
@@ -66,9 +67,10 @@ def remove_route(uow: TenantUnitOfWork, kind: RouteKind, routing_key: str) -> No
 
 
 def resolve_tenant(
-    duow: DirectoryUnitOfWork, kind: RouteKind, routing_key: str
+    uow: DirectoryUnitOfWork | TenantUnitOfWork, kind: RouteKind, routing_key: str
 ) -> uuid.UUID | None:
-    tenant_id: uuid.UUID | None = duow.execute(
+    """Directory routes are readable from any transaction, with or without a tenant."""
+    tenant_id: uuid.UUID | None = uow.execute(
         select(DirectoryRoute.tenant_id).where(
             DirectoryRoute.kind == kind.value, DirectoryRoute.routing_key == routing_key
         )

@@ -137,6 +137,8 @@ def _value(table: Table, column: Column) -> Any:
             return False
         case "jsonb" | "json":
             return Jsonb({})
+        case "ARRAY":
+            return [f"v{n}"]
         case "bytea":
             return uuid.uuid4().bytes
         case "timestamp with time zone" | "timestamp without time zone" | "date":

@@ -12,7 +12,7 @@ from fastapi.routing import APIRoute
 from pydantic import BaseModel
 
 from http_api.app import create_app
-from http_api.permissions import PERMISSION_KEY
+from http_api.auth import public_endpoint, route_permissions
 from shared.db.server import DatabaseUrls
 
 pytestmark = pytest.mark.anyio
@@ -91,11 +91,11 @@ class Item(BaseModel):
 def _echo_app() -> FastAPI:
     app = create_app()
 
-    @app.post("/v1/echo", openapi_extra={PERMISSION_KEY: "public"})
+    @app.post("/v1/echo", dependencies=[public_endpoint()])
     async def echo(item: Item) -> Item:
         return item
 
-    @app.get("/v1/boom", openapi_extra={PERMISSION_KEY: "public"})
+    @app.get("/v1/boom", dependencies=[public_endpoint()])
     async def boom() -> None:
         raise RuntimeError("secret-internal-detail")
 
@@ -152,10 +152,15 @@ async def test_unhandled_errors_are_a_500_problem_without_internals(
     assert "detail" not in body
 
 
-def test_every_route_declares_a_permission(app: FastAPI) -> None:
-    undeclared = [
-        route.path
-        for route in app.routes
-        if isinstance(route, APIRoute) and PERMISSION_KEY not in (route.openapi_extra or {})
-    ]
-    assert undeclared == []
+def test_every_route_declares_exactly_one_permission(app: FastAPI) -> None:
+    routes = [route for route in app.routes if isinstance(route, APIRoute)]
+    assert len(routes) > 5
+    wrong = {route.path: route_permissions(route) for route in routes}
+    assert {path: found for path, found in wrong.items() if len(found) != 1} == {}
+
+
+def test_permissions_are_published_in_the_openapi_document(app: FastAPI) -> None:
+    document = app.openapi()
+    operation = document["paths"]["/v1/users"]["get"]
+    assert operation["x-asep-permission"] == "users:read"
+    assert document["paths"]["/healthz"]["get"]["x-asep-permission"] == "public"

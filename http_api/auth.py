@@ -1,0 +1,113 @@
+"""Authentication and authorization at the edge: one dependency per route.
+
+`require_permission(p)` authenticates the caller, opens the request's tenant unit of work
+(the one transaction of this HTTP call), checks `p` and yields a `TenantContext`. Its
+`scope="function"` makes the transaction commit when the endpoint returns, before the
+response is sent, so a failed commit can still become an error response.
+"""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from typing import Any
+
+from fastapi import Depends, FastAPI, Request
+from fastapi.routing import APIRoute
+
+from shared.db.unit_of_work import TenantUnitOfWork, tenant_unit_of_work
+from shared.errors import Forbidden
+from shared.identity.authentication import Authenticator, VerifiedUser
+from shared.identity.permissions import PLATFORM_OPERATOR, PUBLIC
+from shared.identity.schemas import Principal, PrincipalKind
+
+PERMISSION_ATTRIBUTE = "asep_permission"
+OPENAPI_KEY = "x-asep-permission"
+
+
+@dataclass(frozen=True)
+class TenantContext:
+    tenant_id: uuid.UUID
+    principal: Principal
+    uow: TenantUnitOfWork
+
+    @property
+    def actor(self) -> dict[str, Any]:
+        return self.principal.actor()
+
+
+def authenticator_of(request: Request) -> Authenticator:
+    authenticator: Authenticator = request.app.state.authenticator
+    return authenticator
+
+
+def _mark(dependency: Callable[..., Any], permission: str) -> Callable[..., Any]:
+    setattr(dependency, PERMISSION_ATTRIBUTE, permission)
+    return dependency
+
+
+def require_permission(permission: str) -> Any:
+    def tenant_context(request: Request) -> Iterator[TenantContext]:
+        authenticator = authenticator_of(request)
+        credential = authenticator.authenticate(request.headers.get("authorization"))
+        if isinstance(credential, Principal) and credential.tenant_id is None:
+            raise Forbidden("This identity does not belong to a tenant.")
+        tenant_id = credential.tenant_id
+        assert tenant_id is not None
+        with tenant_unit_of_work(tenant_id) as uow:
+            principal = (
+                authenticator.resolve_user(uow, credential)
+                if isinstance(credential, VerifiedUser)
+                else credential
+            )
+            if permission not in principal.permissions:
+                raise Forbidden(f"This action needs the '{permission}' permission.")
+            yield TenantContext(tenant_id=tenant_id, principal=principal, uow=uow)
+
+    return Depends(_mark(tenant_context, permission), scope="function")
+
+
+def require_platform_operator() -> Any:
+    def platform_principal(request: Request) -> Principal:
+        credential = authenticator_of(request).authenticate(request.headers.get("authorization"))
+        if not (
+            isinstance(credential, Principal)
+            and credential.kind is PrincipalKind.PLATFORM
+            and PLATFORM_OPERATOR in credential.permissions
+        ):
+            raise Forbidden("Only the platform operator may do this.")
+        return credential
+
+    return Depends(_mark(platform_principal, PLATFORM_OPERATOR))
+
+
+def public_endpoint() -> Any:
+    """For routes that authenticate by their own signature or token check (or need none)."""
+
+    def public() -> None:
+        return None
+
+    return Depends(_mark(public, PUBLIC))
+
+
+def route_permissions(route: APIRoute) -> list[str]:
+    """The permissions a route's dependencies declare (exactly one, for a well-formed route)."""
+    found: list[str] = []
+    pending = [route.dependant]
+    while pending:
+        dependant = pending.pop()
+        declared = getattr(dependant.call, PERMISSION_ATTRIBUTE, None)
+        if declared is not None:
+            found.append(str(declared))
+        pending.extend(dependant.dependencies)
+    return found
+
+
+def publish_permissions(app: FastAPI) -> None:
+    """Record each route's permission in the OpenAPI document (x-asep-permission) for APIM."""
+    for route in app.routes:
+        if isinstance(route, APIRoute):
+            declared = route_permissions(route)
+            if len(declared) == 1:
+                route.openapi_extra = {**(route.openapi_extra or {}), OPENAPI_KEY: declared[0]}
