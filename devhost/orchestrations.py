@@ -41,6 +41,7 @@ from devhost.protocol import (
     parse_failure,
     parse_orchestrator_state,
     parse_timestamp,
+    played_event_json,
 )
 from devhost.store import SCHEMA, jsonb, utcnow
 
@@ -192,10 +193,12 @@ class Episode:
         history: list[dict[str, Any]],
         messages: list[InboxMessage],
         now: datetime,
+        played: list[str] | None = None,
     ) -> None:
         self.index = index
         self.instance = instance
         self.history = history
+        self.played = played if played is not None else [played_event_json(e) for e in history]
         self.messages = messages
         self.now = now
         self.state = EngineState.from_json(instance.engine_state)
@@ -361,11 +364,10 @@ class Episode:
             )
             return
         self._pre_replay_events = len(self.out.new_events)
-        history = self.history + self.out.new_events
         context_json = orchestration_context_json(
             instance_id=inst.instance_id,
-            history=history,
-            played_count=len(self.history),
+            played=self.played,
+            new_events=self.out.new_events,
             input_text=self._input_value(),
             parent_instance_id=inst.parent_instance_id,
         )
@@ -639,7 +641,7 @@ class OrchestrationEngine:
         self._rerun: set[str] = set()
         self._wake = asyncio.Event()
         self._tasks: list[asyncio.Task[None]] = []
-        self._history_cache: dict[str, tuple[str, list[dict[str, Any]]]] = {}
+        self._history_cache: dict[str, tuple[str, list[dict[str, Any]], list[str]]] = {}
         self.stats = {"episodes": 0, "sdk_seconds": 0.0, "episode_seconds": 0.0}
 
     async def start(self) -> None:
@@ -773,9 +775,9 @@ class OrchestrationEngine:
             if not messages_rows:
                 return
             instance = InstanceRow(*row)
-            history = await self._load_history(conn, instance)
+            history, played = await self._load_history(conn, instance)
             messages = [InboxMessage(r[0], r[1], r[2]) for r in messages_rows]
-            episode = Episode(self.index, instance, history, messages, now)
+            episode = Episode(self.index, instance, history, messages, now, played)
             out = episode.run()
             await self._write(
                 conn, instance, episode, out, now, new_activity_rows, notify_after, timers_after
@@ -804,14 +806,16 @@ class OrchestrationEngine:
         for target, when in timers_after:
             self.notify_at(target, when)
 
-    async def _load_history(self, conn: Any, instance: InstanceRow) -> list[dict[str, Any]]:
+    async def _load_history(
+        self, conn: Any, instance: InstanceRow
+    ) -> tuple[list[dict[str, Any]], list[str]]:
         cached = self._history_cache.get(instance.instance_id)
         if (
             cached is not None
             and cached[0] == instance.execution_id
             and len(cached[1]) == instance.history_len
         ):
-            return cached[1]
+            return cached[1], cached[2]
         rows = await (
             await conn.execute(
                 f"SELECT event FROM {SCHEMA}.history WHERE instance_id = %s ORDER BY idx",
@@ -824,7 +828,7 @@ class OrchestrationEngine:
                 f"history of {instance.instance_id} has {len(history)} events, expected"
                 f" {instance.history_len}"
             )
-        return history
+        return history, [played_event_json(e) for e in history]
 
     async def _write(
         self,
@@ -845,6 +849,7 @@ class OrchestrationEngine:
             self._history_cache.pop(iid, None)
             return
         history = episode.history
+        played = episode.played
         if out.new_events:
             start = instance.history_len
             cur = conn.cursor()
@@ -853,8 +858,9 @@ class OrchestrationEngine:
                 [(iid, start + n, jsonb(e)) for n, e in enumerate(out.new_events)],
             )
             history = history + out.new_events
+            played = played + [played_event_json(e) for e in out.new_events]
         history_len = len(history)
-        self._history_cache[iid] = (instance.execution_id, history)
+        self._history_cache[iid] = (instance.execution_id, history, played)
         if len(self._history_cache) > 5000:
             self._history_cache.pop(next(iter(self._history_cache)))
         if out.activity_tasks:

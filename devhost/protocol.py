@@ -128,27 +128,30 @@ def history_event(
     }
 
 
+def played_event_json(event: dict[str, Any]) -> str:
+    """An event from an earlier episode, serialized once and reused by every later replay."""
+    return json.dumps({**event, "IsPlayed": True})
+
+
 def orchestration_context_json(
     *,
     instance_id: str,
-    history: list[dict[str, Any]],
-    played_count: int,
-    input_text: str | None,
+    played: list[str],
+    new_events: list[dict[str, Any]],
+    input_text: Any,
     parent_instance_id: str | None,
 ) -> str:
     """The trigger payload the extension builds (`OrchestrationContextToString`).
 
-    Events before `played_count` come from earlier episodes and carry IsPlayed=true. Timer
-    durations are null, as the DTS and MSSQL backends send them: no long-timer splitting.
+    `played` are the earlier episodes' events, already serialized with IsPlayed=true (see
+    `played_event_json`); `new_events` are this episode's. Timer durations are null, as the
+    DTS and MSSQL backends send them: no long-timer splitting.
     """
-    events = [{**event, "IsPlayed": True} for event in history[:played_count]]
-    events.extend(history[played_count:])
-    return json.dumps(
+    rest = json.dumps(
         {
-            "history": events,
             "input": input_text,
             "instanceId": instance_id,
-            "isReplaying": played_count > 0,
+            "isReplaying": bool(played),
             "parentInstanceId": parent_instance_id,
             "upperSchemaVersion": UPPER_SCHEMA_VERSION,
             "upperSchemaVersionNew": UPPER_SCHEMA_VERSION_NEW,
@@ -157,6 +160,8 @@ def orchestration_context_json(
             "defaultHttpAsyncRequestSleepTimeMillseconds": 30000,
         }
     )
+    history = ",".join([*played, *(json.dumps(event) for event in new_events)])
+    return f'{{"history":[{history}],{rest[1:]}'
 
 
 @dataclass

@@ -208,7 +208,14 @@ def open_pool(dsn: str, *, size: int, name: str) -> AsyncConnectionPool[Any]:
         dsn,
         min_size=2,
         max_size=size,
-        kwargs={"autocommit": True, "application_name": name},
+        # devhost's commits need not wait for the WAL flush: a killed devhost loses nothing
+        # (the commit is in PostgreSQL's memory), only a crash of PostgreSQL itself could drop
+        # the last few hundred milliseconds. That trade makes sequential chains ~1.3x faster.
+        kwargs={
+            "autocommit": True,
+            "application_name": name,
+            "options": "-c synchronous_commit=off",
+        },
         open=False,
     )
 
