@@ -16,6 +16,7 @@ from typing import Any
 from fastapi import Depends, FastAPI, Request
 from fastapi.routing import APIRoute
 
+from shared.audit.schemas import Actor
 from shared.db.unit_of_work import TenantUnitOfWork, tenant_unit_of_work
 from shared.errors import Forbidden
 from shared.identity.authentication import Authenticator, VerifiedUser
@@ -33,8 +34,8 @@ class TenantContext:
     uow: TenantUnitOfWork
 
     @property
-    def actor(self) -> dict[str, Any]:
-        return self.principal.actor()
+    def actor(self) -> Actor:
+        return self.principal.audit_actor()
 
 
 def authenticator_of(request: Request) -> Authenticator:

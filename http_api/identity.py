@@ -45,7 +45,7 @@ def create_tenant(
     body: TenantProvision,
     operator: Annotated[Principal, require_platform_operator()],
 ) -> TenantRead:
-    return service.provision_from_request(body)
+    return service.provision_from_request(body, operator.audit_actor())
 
 
 @router.get("/users")
@@ -60,7 +60,7 @@ def create_user(
     body: UserCreate,
     ctx: Annotated[TenantContext, require_permission(Permission.USERS_WRITE)],
 ) -> UserRead:
-    return service.add_user(ctx.uow, body, actor_role=_role(ctx))
+    return service.add_user(ctx.uow, body, actor_role=_role(ctx), actor=ctx.actor)
 
 
 @router.patch("/users/{user_id}/role")
@@ -69,7 +69,9 @@ def change_user_role(
     body: RoleChange,
     ctx: Annotated[TenantContext, require_permission(Permission.USERS_ROLE)],
 ) -> UserRead:
-    user, _ = service.change_role(ctx.uow, user_id, body.role, actor_role=_role(ctx))
+    user, _ = service.change_role(
+        ctx.uow, user_id, body.role, actor_role=_role(ctx), actor=ctx.actor
+    )
     return user
 
 
@@ -85,7 +87,7 @@ def create_sso_connection(
     body: SsoConnectionCreate,
     ctx: Annotated[TenantContext, require_permission(Permission.SSO_WRITE)],
 ) -> SsoConnectionRead:
-    return service.add_sso_connection(ctx.uow, body)
+    return service.add_sso_connection(ctx.uow, body, actor=ctx.actor)
 
 
 @router.get("/api-keys")
@@ -108,4 +110,4 @@ def revoke_api_key(
     key_id: uuid.UUID,
     ctx: Annotated[TenantContext, require_permission(Permission.API_KEYS_WRITE)],
 ) -> ApiKeyRead:
-    return api_keys.revoke_api_key(ctx.uow, key_id)
+    return api_keys.revoke_api_key(ctx.uow, key_id, ctx.actor)

@@ -19,6 +19,8 @@ import uuid
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 
+from shared.audit.schemas import Actor, AuditEventType
+from shared.audit.service import AuditChain
 from shared.db.directory import RouteKind, register_route, resolve_tenant
 from shared.db.unit_of_work import TenantUnitOfWork, directory_unit_of_work, tenant_unit_of_work
 from shared.errors import Forbidden, NotFound, ValidationFailed
@@ -75,6 +77,12 @@ def create_api_key(
     uow.flush()
     register_route(uow, RouteKind.API_KEY_PREFIX, prefix)
     read = ApiKeyRead.model_validate(key)
+    AuditChain.append(
+        uow,
+        AuditEventType.API_KEY_CREATED,
+        creator.audit_actor(),
+        read.model_dump(mode="json", include={"id", "name", "prefix", "scopes", "expires_at"}),
+    )
     return ApiKeyCreated(**read.model_dump(), secret=f"asep_{prefix}_{secret}")
 
 
@@ -82,13 +90,16 @@ def list_api_keys(uow: TenantUnitOfWork) -> list[ApiKeyRead]:
     return [ApiKeyRead.model_validate(key) for key in repository.list_api_keys(uow)]
 
 
-def revoke_api_key(uow: TenantUnitOfWork, key_id: uuid.UUID) -> ApiKeyRead:
+def revoke_api_key(uow: TenantUnitOfWork, key_id: uuid.UUID, actor: Actor) -> ApiKeyRead:
     key = repository.get_api_key(uow, key_id)
     if key is None:
         raise NotFound("API key not found.")
     if key.revoked_at is None:
         key.revoked_at = datetime.now(UTC)
         uow.flush()
+        AuditChain.append(
+            uow, AuditEventType.API_KEY_REVOKED, actor, {"id": str(key.id), "prefix": key.prefix}
+        )
     return ApiKeyRead.model_validate(key)
 
 

@@ -13,6 +13,8 @@ import time
 import uuid
 from dataclasses import dataclass
 
+from shared.audit.schemas import Actor, ActorType, AuditEventType
+from shared.audit.service import AuditChain
 from shared.config import Environment, Settings, get_settings
 from shared.db.directory import RouteKind, resolve_tenant
 from shared.db.unit_of_work import TenantUnitOfWork, directory_unit_of_work, tenant_unit_of_work
@@ -22,7 +24,7 @@ from shared.identity.api_keys import ApiKeyAuthenticator
 from shared.identity.model import Role
 from shared.identity.orm import User
 from shared.identity.permissions import PLATFORM_OPERATOR, role_permissions
-from shared.identity.refusals import RefusalLog
+from shared.identity.refusals import RefusalLog, audit_refusal
 from shared.identity.schemas import Principal, PrincipalKind
 from shared.identity.tokens import (
     AccessTokenValidator,
@@ -70,7 +72,7 @@ class Authenticator:
             jwks=JwksCache(), leeway_seconds=self.settings.jwt_leeway_seconds
         )
         self.api_keys = api_keys or ApiKeyAuthenticator()
-        self.refusals = refusals or RefusalLog()
+        self.refusals = refusals or RefusalLog(audit_sink=audit_refusal)
         self._issuers: dict[str, _TenantIssuer] = {}
         self._lock = threading.Lock()
 
@@ -120,6 +122,18 @@ class Authenticator:
             )
             uow.add(user)
             uow.flush()
+            AuditChain.append(
+                uow,
+                AuditEventType.USER_CREATED,
+                Actor(type=ActorType.SYSTEM, id="jit-provisioning"),
+                {
+                    "user_id": str(user.id),
+                    "issuer": user.issuer,
+                    "subject": user.subject,
+                    "role": user.role,
+                    "via": "just-in-time",
+                },
+            )
         if user is None or user.status != "active":
             self.refusals.record("no active user for subject", verified.tenant_id)
             raise Unauthorized("Authentication failed.")

@@ -15,6 +15,10 @@ from collections import Counter
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
+from shared.audit.schemas import Actor, ActorType, AuditEventType
+from shared.audit.service import AuditChain, PlatformAuditChain
+from shared.db.unit_of_work import directory_unit_of_work, tenant_unit_of_work
+
 log = logging.getLogger("asep.auth")
 
 AuditSink = Callable[[str, "uuid.UUID | None", int], None]
@@ -62,3 +66,15 @@ class RefusalLog:
             except Exception:
                 # A refusal must stay a 401 even if the audit store is down; the log line stands.
                 log.exception("could not audit a refused credential")
+
+
+def audit_refusal(reason: str, tenant_id: uuid.UUID | None, represented: int) -> None:
+    """The audit sink: the tenant's chain when the token named one, else the platform chain."""
+    actor = Actor(type=ActorType.SYSTEM, id="authentication")
+    payload = {"reason": reason, "refusals": represented}
+    if tenant_id is not None:
+        with tenant_unit_of_work(tenant_id) as uow:
+            AuditChain.append(uow, AuditEventType.AUTH_REFUSED, actor, payload)
+    else:
+        with directory_unit_of_work() as duow:
+            PlatformAuditChain.append(duow, AuditEventType.AUTH_REFUSED, actor, payload)

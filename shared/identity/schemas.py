@@ -5,10 +5,10 @@ from __future__ import annotations
 import uuid
 from datetime import datetime
 from enum import StrEnum
-from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field
 
+from shared.audit.schemas import Actor, ActorType
 from shared.identity.model import Role
 from shared.identity.tokens import Provider
 
@@ -130,8 +130,5 @@ class Principal(BaseModel):
     permissions: frozenset[str]
     display: str | None = None
 
-    def actor(self) -> dict[str, Any]:
-        actor: dict[str, Any] = {"type": self.kind.value, "id": self.id}
-        if self.display:
-            actor["display"] = self.display
-        return actor
+    def audit_actor(self) -> Actor:
+        return Actor(type=ActorType(self.kind.value), id=self.id, display=self.display)

@@ -7,6 +7,8 @@ from collections.abc import Sequence
 
 from sqlalchemy.exc import IntegrityError
 
+from shared.audit.schemas import Actor, ActorType, AuditEventType
+from shared.audit.service import AuditChain, PlatformAuditChain
 from shared.db.directory import RouteKind, register_route, resolve_tenant
 from shared.db.unit_of_work import TenantUnitOfWork, directory_unit_of_work, tenant_unit_of_work
 from shared.errors import Conflict, Forbidden, NotFound, ValidationFailed
@@ -23,6 +25,8 @@ from shared.identity.schemas import (
     UserRead,
 )
 from shared.identity.tokens import Provider, entra_issuer
+
+SYSTEM_ACTOR = Actor(type=ActorType.SYSTEM, id="asep")
 
 
 class TenantSlugTaken(Conflict):
@@ -62,27 +66,45 @@ def provision_tenant(
     request: TenantCreate,
     sso: SsoConnectionCreate | None = None,
     owner: UserCreate | None = None,
+    *,
+    actor: Actor = SYSTEM_ACTOR,
 ) -> TenantRead:
-    """Create a tenant (and optionally its IdP and first owner) in one transaction."""
+    """Create a tenant (and optionally its IdP and first owner) in one transaction.
+
+    The tenant's chain starts with TENANT_CREATED; the platform chain records the
+    provisioning too, in its own transaction once the tenant exists.
+    """
     if find_tenant_id(request.slug) is not None:
         raise TenantSlugTaken(f"A tenant with slug '{request.slug}' exists.")
     tenant_id = uuid.uuid4()
     try:
         with tenant_unit_of_work(tenant_id) as uow:
             tenant = _create_tenant_rows(uow, request)
+            read = TenantRead.model_validate(tenant)
+            AuditChain.append(
+                uow, AuditEventType.TENANT_CREATED, actor, read.model_dump(mode="json")
+            )
             if sso is not None:
-                add_sso_connection(uow, sso)
+                add_sso_connection(uow, sso, actor=actor)
             if owner is not None:
-                add_user(uow, owner.model_copy(update={"role": Role.OWNER}), actor_role=Role.OWNER)
-            return TenantRead.model_validate(tenant)
+                first_owner = owner.model_copy(update={"role": Role.OWNER})
+                add_user(uow, first_owner, actor_role=Role.OWNER, actor=actor)
     except IntegrityError as exc:  # lost a race with another provisioning of the same keys
         raise TenantSlugTaken(
             f"A tenant with slug '{request.slug}' or one of its routing keys exists."
         ) from exc
+    with directory_unit_of_work() as duow:
+        PlatformAuditChain.append(
+            duow,
+            AuditEventType.TENANT_CREATED,
+            actor,
+            {"tenant_id": str(read.id), "slug": read.slug},
+        )
+    return read
 
 
-def provision_from_request(request: TenantProvision) -> TenantRead:
-    return provision_tenant(request.tenant, request.sso, request.owner)
+def provision_from_request(request: TenantProvision, actor: Actor) -> TenantRead:
+    return provision_tenant(request.tenant, request.sso, request.owner, actor=actor)
 
 
 def ensure_tenant(request: TenantCreate) -> TenantRead:
@@ -121,7 +143,9 @@ def _resolve_sso(request: SsoConnectionCreate) -> tuple[str, str, str | None]:
     raise ValidationFailed("A generic OIDC connection needs jwks_uri.")
 
 
-def add_sso_connection(uow: TenantUnitOfWork, request: SsoConnectionCreate) -> SsoConnectionRead:
+def add_sso_connection(
+    uow: TenantUnitOfWork, request: SsoConnectionCreate, *, actor: Actor
+) -> SsoConnectionRead:
     issuer, jwks_uri, entra_tenant_id = _resolve_sso(request)
     if resolve_tenant(uow, RouteKind.SSO_ISSUER, issuer) is not None:
         raise IssuerTaken("This identity provider is onboarded to a tenant already.")
@@ -136,7 +160,11 @@ def add_sso_connection(uow: TenantUnitOfWork, request: SsoConnectionCreate) -> S
     uow.add(connection)
     uow.flush()
     register_route(uow, RouteKind.SSO_ISSUER, issuer)
-    return SsoConnectionRead.model_validate(connection)
+    read = SsoConnectionRead.model_validate(connection)
+    AuditChain.append(
+        uow, AuditEventType.SSO_CONNECTION_CREATED, actor, read.model_dump(mode="json")
+    )
+    return read
 
 
 def list_sso_connections(uow: TenantUnitOfWork) -> list[SsoConnectionRead]:
@@ -150,7 +178,9 @@ def _provider_of(uow: TenantUnitOfWork, issuer: str) -> str:
     return connection.provider
 
 
-def add_user(uow: TenantUnitOfWork, request: UserCreate, *, actor_role: Role) -> UserRead:
+def add_user(
+    uow: TenantUnitOfWork, request: UserCreate, *, actor_role: Role, actor: Actor
+) -> UserRead:
     if request.role is Role.OWNER and actor_role is not Role.OWNER:
         raise Forbidden("Only an owner can create another owner.")
     if repository.find_user_by_subject(uow, request.issuer, request.subject) is not None:
@@ -166,7 +196,19 @@ def add_user(uow: TenantUnitOfWork, request: UserCreate, *, actor_role: Role) ->
     )
     uow.add(user)
     uow.flush()
-    return UserRead.model_validate(user)
+    read = UserRead.model_validate(user)
+    AuditChain.append(uow, AuditEventType.USER_CREATED, actor, _user_event(read))
+    return read
+
+
+def _user_event(user: UserRead) -> dict[str, str | None]:
+    # Who, by stable identifiers; the email is contact data and stays out of the chain.
+    return {
+        "user_id": str(user.id),
+        "issuer": user.issuer,
+        "subject": user.subject,
+        "role": user.role.value,
+    }
 
 
 def list_users(uow: TenantUnitOfWork) -> Sequence[UserRead]:
@@ -174,7 +216,7 @@ def list_users(uow: TenantUnitOfWork) -> Sequence[UserRead]:
 
 
 def change_role(
-    uow: TenantUnitOfWork, user_id: uuid.UUID, role: Role, *, actor_role: Role
+    uow: TenantUnitOfWork, user_id: uuid.UUID, role: Role, *, actor_role: Role, actor: Actor
 ) -> tuple[UserRead, Role]:
     """Set a user's role; returns the user and the role it had."""
     user = uow.get(User, user_id)
@@ -191,4 +233,10 @@ def change_role(
         raise LastOwner("This is the tenant's last owner.")
     user.role = role.value
     uow.flush()
+    AuditChain.append(
+        uow,
+        AuditEventType.USER_ROLE_CHANGED,
+        actor,
+        {"user_id": str(user.id), "from": previous.value, "to": role.value},
+    )
     return UserRead.model_validate(user), previous

@@ -154,6 +154,18 @@ def build_row(
 ) -> dict[str, Any]:
     """Insert a row (and any parents) for `tenant_id` through `conn`; return the row inserted."""
     table = tables[table_name]
+    if table.primary_key == [table.key_column]:
+        # One row per tenant (a chain head, say): the tenant may already have it.
+        existing = conn.execute(
+            sql.SQL("SELECT * FROM {} WHERE {} = %s").format(
+                sql.Identifier(table.name), sql.Identifier(table.key_column)
+            ),
+            (tenant_id,),
+        )
+        names = [description.name for description in existing.description or []]
+        found = existing.fetchone()
+        if found is not None:
+            return dict(zip(names, found, strict=True))
     row: dict[str, Any] = {table.key_column: tenant_id}
     for foreign_key in table.foreign_keys:
         if foreign_key.parent == "tenants" or foreign_key.columns == ["tenant_id"]:
