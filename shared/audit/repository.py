@@ -1,0 +1,310 @@
+"""SQL for one audit chain: a tenant's (inside its unit of work) or the platform's.
+
+Both kinds of chain share table shapes, so one store serves both; the tenant store adds
+`tenant_id = <this tenant>` to every statement (RLS enforces the same beneath it) and the
+platform store runs in a directory unit of work, where the platform tables' policy admits it.
+"""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any, Protocol
+
+from sqlalchemy import ColumnElement, Row, Select, Table, insert, select, true, update
+from sqlalchemy.dialects.postgresql import insert as pg_insert
+
+from shared.audit.model import ChainRecord, format_timestamp
+from shared.audit.orm import (
+    AuditCheckpoint,
+    AuditEvent,
+    AuditHead,
+    PlatformAuditCheckpoint,
+    PlatformAuditEvent,
+    PlatformAuditHead,
+)
+from shared.db.unit_of_work import DirectoryUnitOfWork, TenantUnitOfWork
+
+PLATFORM_SCOPE = "platform"
+# Rows per multi-row INSERT: 11 bind parameters each stays under the 65,535 limit.
+INSERT_BATCH = 4_000
+
+
+class Executes(Protocol):
+    def execute(self, statement: Any, params: dict[str, Any] | None = None) -> Any: ...
+
+
+@dataclass(frozen=True, slots=True)
+class HeadState:
+    seq: int
+    hash: str
+    last_created_at: datetime | None
+
+
+@dataclass(frozen=True, slots=True)
+class CheckpointRow:
+    number: int
+    first_seq: int
+    tree_size: int
+    root: str
+    frontier: list[str]
+    statement: dict[str, Any]
+    key_id: str
+    signature: str
+    bundle_path: str | None
+    exported_at: datetime | None
+
+
+EVENT_COLUMNS = (
+    "seq",
+    "actor",
+    "event_type",
+    "event_json",
+    "correlation_id",
+    "idempotency_key",
+    "payload_hash",
+    "prev_hash",
+    "hash",
+    "created_at",
+)
+
+
+class ChainStore:
+    def __init__(
+        self,
+        executor: Executes,
+        *,
+        tenant_id: uuid.UUID | None,
+        events: Table,
+        head: Table,
+        checkpoints: Table,
+    ) -> None:
+        self._db = executor
+        self.tenant_id = tenant_id
+        self.events = events
+        self.head = head
+        self.checkpoints = checkpoints
+
+    @classmethod
+    def for_tenant(cls, uow: TenantUnitOfWork) -> ChainStore:
+        return cls(
+            uow,
+            tenant_id=uow.tenant_id,
+            events=AuditEvent.__table__,  # type: ignore[arg-type]
+            head=AuditHead.__table__,  # type: ignore[arg-type]
+            checkpoints=AuditCheckpoint.__table__,  # type: ignore[arg-type]
+        )
+
+    @classmethod
+    def for_platform(cls, duow: DirectoryUnitOfWork) -> ChainStore:
+        return cls(
+            duow,
+            tenant_id=None,
+            events=PlatformAuditEvent.__table__,  # type: ignore[arg-type]
+            head=PlatformAuditHead.__table__,  # type: ignore[arg-type]
+            checkpoints=PlatformAuditCheckpoint.__table__,  # type: ignore[arg-type]
+        )
+
+    @property
+    def scope(self) -> str:
+        return f"tenant:{self.tenant_id}" if self.tenant_id is not None else PLATFORM_SCOPE
+
+    def _mine(self, table: Table) -> ColumnElement[bool]:
+        if self.tenant_id is None:
+            return true()
+        return table.c.tenant_id == self.tenant_id
+
+    # --- head -------------------------------------------------------------------------
+
+    def _head_select(self) -> Select[Any]:
+        h = self.head
+        return select(h.c.seq, h.c.hash, h.c.last_created_at).where(self._mine(h))
+
+    def lock_head(self) -> HeadState:
+        """Lock this chain's head row until the transaction ends (creating it on first use)."""
+        row = self._db.execute(self._head_select().with_for_update()).one_or_none()
+        if row is None:
+            if self.tenant_id is None:
+                raise RuntimeError("the platform audit head row is missing (migration 0002)")
+            self._db.execute(
+                pg_insert(self.head).values(tenant_id=self.tenant_id).on_conflict_do_nothing()
+            )
+            row = self._db.execute(self._head_select().with_for_update()).one()
+        return HeadState(row.seq, row.hash, row.last_created_at)
+
+    def read_head(self) -> HeadState | None:
+        row = self._db.execute(self._head_select()).one_or_none()
+        return HeadState(row.seq, row.hash, row.last_created_at) if row is not None else None
+
+    # --- events -----------------------------------------------------------------------
+
+    def _values(self, record: ChainRecord, created_at: datetime) -> dict[str, Any]:
+        values: dict[str, Any] = {
+            "seq": record.seq,
+            "actor": dict(record.actor),
+            "event_type": record.event_type,
+            "event_json": dict(record.event_json),
+            "correlation_id": record.correlation_id,
+            "idempotency_key": record.idempotency_key,
+            "payload_hash": record.payload_hash,
+            "prev_hash": record.prev_hash,
+            "hash": record.hash,
+            "created_at": created_at,
+        }
+        if self.tenant_id is not None:
+            values["tenant_id"] = self.tenant_id
+        return values
+
+    def write(
+        self,
+        records: Sequence[tuple[ChainRecord, datetime]],
+        *,
+        expected_head_seq: int,
+    ) -> None:
+        """Insert sealed records and move the head past them, in one round trip for one."""
+        last, last_time = records[-1]
+        move_head = (
+            update(self.head)
+            .where(self._mine(self.head), self.head.c.seq == expected_head_seq)
+            .values(seq=last.seq, hash=last.hash, last_created_at=last_time)
+        )
+        if len(records) == 1:
+            record, created_at = records[0]
+            appended = insert(self.events).values(self._values(record, created_at)).cte("appended")
+            moved = self._db.execute(move_head.add_cte(appended)).rowcount
+        else:
+            rows = [self._values(r, t) for r, t in records]
+            for start in range(0, len(rows), INSERT_BATCH):
+                self._db.execute(insert(self.events).values(rows[start : start + INSERT_BATCH]))
+            moved = self._db.execute(move_head).rowcount
+        if moved != 1:
+            raise RuntimeError(f"audit head of {self.scope} moved under a held lock")
+
+    def to_record(self, row: Row[Any] | Any) -> ChainRecord:
+        return ChainRecord(
+            tenant_id=str(self.tenant_id) if self.tenant_id is not None else None,
+            seq=row.seq,
+            actor=row.actor,
+            event_type=row.event_type,
+            event_json=row.event_json,
+            correlation_id=row.correlation_id,
+            idempotency_key=row.idempotency_key,
+            payload_hash=row.payload_hash,
+            prev_hash=row.prev_hash,
+            created_at=format_timestamp(row.created_at),
+            hash=row.hash,
+        )
+
+    def _event_select(self) -> Select[Any]:
+        e = self.events
+        return select(*(e.c[name] for name in EVENT_COLUMNS)).where(self._mine(e))
+
+    def records(
+        self, *, first_seq: int = 1, last_seq: int | None = None, batch: int = 5_000
+    ) -> Iterator[ChainRecord]:
+        """Stored records with first_seq <= seq <= last_seq in seq order, streamed."""
+        e = self.events
+        statement = self._event_select().where(e.c.seq >= first_seq).order_by(e.c.seq)
+        if last_seq is not None:
+            statement = statement.where(e.c.seq <= last_seq)
+        result = self._db.execute(statement.execution_options(yield_per=batch))
+        for row in result:
+            yield self.to_record(row)
+
+    def record_at(self, seq: int) -> ChainRecord | None:
+        row = self._db.execute(self._event_select().where(self.events.c.seq == seq)).one_or_none()
+        return self.to_record(row) if row is not None else None
+
+    def page(
+        self,
+        *,
+        after_seq: int,
+        limit: int,
+        event_type: str | None = None,
+        actor_id: str | None = None,
+        correlation_id: str | None = None,
+        since: datetime | None = None,
+        until: datetime | None = None,
+    ) -> list[ChainRecord]:
+        e = self.events
+        statement = self._event_select().where(e.c.seq > after_seq)
+        if event_type is not None:
+            statement = statement.where(e.c.event_type == event_type)
+        if actor_id is not None:
+            statement = statement.where(e.c.actor["id"].astext == actor_id)
+        if correlation_id is not None:
+            statement = statement.where(e.c.correlation_id == correlation_id)
+        if since is not None:
+            statement = statement.where(e.c.created_at >= since)
+        if until is not None:
+            statement = statement.where(e.c.created_at < until)
+        rows = self._db.execute(statement.order_by(e.c.seq).limit(limit)).all()
+        return [self.to_record(row) for row in rows]
+
+    # --- checkpoints --------------------------------------------------------------------
+
+    def _checkpoint(self, row: Any) -> CheckpointRow:
+        return CheckpointRow(
+            number=row.number,
+            first_seq=row.first_seq,
+            tree_size=row.tree_size,
+            root=row.root,
+            frontier=list(row.frontier),
+            statement=dict(row.statement),
+            key_id=row.key_id,
+            signature=row.signature,
+            bundle_path=row.bundle_path,
+            exported_at=row.exported_at,
+        )
+
+    def checkpoints_list(self) -> list[CheckpointRow]:
+        c = self.checkpoints
+        rows = self._db.execute(select(c).where(self._mine(c)).order_by(c.c.number)).all()
+        return [self._checkpoint(row) for row in rows]
+
+    def last_checkpoint(self) -> CheckpointRow | None:
+        c = self.checkpoints
+        row = self._db.execute(
+            select(c).where(self._mine(c)).order_by(c.c.number.desc()).limit(1)
+        ).one_or_none()
+        return self._checkpoint(row) if row is not None else None
+
+    def checkpoint(self, number: int) -> CheckpointRow | None:
+        c = self.checkpoints
+        row = self._db.execute(select(c).where(self._mine(c), c.c.number == number)).one_or_none()
+        return self._checkpoint(row) if row is not None else None
+
+    def unexported_checkpoints(self, limit: int) -> list[CheckpointRow]:
+        c = self.checkpoints
+        rows = self._db.execute(
+            select(c)
+            .where(self._mine(c), c.c.exported_at.is_(None))
+            .order_by(c.c.number)
+            .limit(limit)
+        ).all()
+        return [self._checkpoint(row) for row in rows]
+
+    def add_checkpoint(self, checkpoint: CheckpointRow) -> None:
+        values: dict[str, Any] = {
+            "number": checkpoint.number,
+            "first_seq": checkpoint.first_seq,
+            "tree_size": checkpoint.tree_size,
+            "root": checkpoint.root,
+            "frontier": checkpoint.frontier,
+            "statement": checkpoint.statement,
+            "key_id": checkpoint.key_id,
+            "signature": checkpoint.signature,
+        }
+        if self.tenant_id is not None:
+            values["tenant_id"] = self.tenant_id
+        self._db.execute(insert(self.checkpoints).values(values))
+
+    def mark_exported(self, number: int, bundle_path: str, at: datetime) -> None:
+        c = self.checkpoints
+        self._db.execute(
+            update(c)
+            .where(self._mine(c), c.c.number == number, c.c.exported_at.is_(None))
+            .values(bundle_path=bundle_path, exported_at=at)
+        )
