@@ -38,7 +38,7 @@ db-stop: $(STAMP)
 
 run: db-start
 	$(BIN)/asep seed
-	PORT=$(PORT) $(BIN)/asep serve
+	$(BIN)/asep serve --port $(PORT)
 
 lint: $(STAMP)
 	$(BIN)/ruff check .

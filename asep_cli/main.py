@@ -7,13 +7,16 @@ import json
 import sys
 from collections.abc import Callable, Sequence
 
-from shared.config import get_settings
+from shared.config import REPO_ROOT, get_settings
 from shared.db.migrate import upgrade_to_head
 from shared.db.server import (
     database_urls,
     ensure_roles_and_database,
     stop_embedded_server,
 )
+from shared.identity import dev_issuer
+from shared.identity.model import Role
+from shared.identity.permissions import permissions_markdown
 from shared.identity.schemas import TenantCreate
 from shared.identity.service import ensure_tenant
 from shared.telemetry.logging import configure_logging
@@ -54,22 +57,35 @@ def _db_migrate(_: argparse.Namespace) -> int:
 def _seed(_: argparse.Namespace) -> int:
     settings = get_settings()
     tenant = ensure_tenant(TenantCreate(slug=settings.demo_tenant_slug, name="Demo Tenant"))
-    print(json.dumps({"tenant": tenant.model_dump(mode="json")}))
+    for role in Role:
+        dev_issuer.ensure_dev_tenant_login(tenant.slug, role)
+    print(
+        json.dumps({"tenant": tenant.model_dump(mode="json"), "dev_users": [r.value for r in Role]})
+    )
+    return 0
+
+
+def _token(args: argparse.Namespace) -> int:
+    if args.platform:
+        print(dev_issuer.platform_token(args.ttl))
+    else:
+        print(dev_issuer.dev_token(args.tenant, Role(args.role), args.ttl))
+    return 0
+
+
+def _permissions_doc(_: argparse.Namespace) -> int:
+    sys.stdout.write(permissions_markdown())
     return 0
 
 
 def _serve(args: argparse.Namespace) -> int:
-    import uvicorn
+    """Serve function_app.py through devhost: HTTP, Durable orchestrations, queues, timers."""
+    from devhost.__main__ import main as devhost_main
 
     settings = get_settings()
-    uvicorn.run(
-        "http_api.app:create_app",
-        factory=True,
-        host=args.host or settings.host,
-        port=args.port or settings.port,
-        log_config=None,
-    )
-    return 0
+    host = args.host or settings.host
+    port = args.port or settings.port
+    return devhost_main(["--app-dir", str(REPO_ROOT), "--host", host, "--port", str(port)])
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -95,7 +111,21 @@ def build_parser() -> argparse.ArgumentParser:
         handler=_seed
     )
 
-    serve = commands.add_parser("serve", help="serve the HTTP app")
+    token = commands.add_parser("token", help="print a dev bearer token (ASEP_ENV local/test only)")
+    who = token.add_mutually_exclusive_group(required=True)
+    who.add_argument("--tenant", help="tenant slug")
+    who.add_argument("--platform", action="store_true", help="the dev platform operator")
+    token.add_argument("--role", choices=[role.value for role in Role], default=Role.ADMIN.value)
+    token.add_argument("--ttl", type=int, default=3600, help="seconds")
+    token.set_defaults(handler=_token)
+
+    permissions = commands.add_parser("permissions", help="the permission matrix")
+    permissions_commands = permissions.add_subparsers(dest="permissions_command", required=True)
+    permissions_commands.add_parser("doc", help="print docs/permissions.md").set_defaults(
+        handler=_permissions_doc
+    )
+
+    serve = commands.add_parser("serve", help="serve function_app.py through devhost")
     serve.add_argument("--host")
     serve.add_argument("--port", type=int)
     serve.set_defaults(handler=_serve)

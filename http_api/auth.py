@@ -92,6 +92,31 @@ def public_endpoint() -> Any:
     return Depends(_mark(public, PUBLIC))
 
 
+@dataclass(frozen=True)
+class ApiRoute:
+    path: str
+    methods: frozenset[str]
+    route: APIRoute
+
+
+def api_routes(app: FastAPI) -> list[ApiRoute]:
+    """Every API route with its full path, through included routers at any depth."""
+    try:
+        from fastapi.routing import iter_route_contexts
+    except ImportError:  # FastAPI before lazily included routers: app.routes is flat
+        return [
+            ApiRoute(route.path, frozenset(route.methods or ()), route)
+            for route in app.routes
+            if isinstance(route, APIRoute)
+        ]
+    found = []
+    for context in iter_route_contexts(app.routes):
+        original = context.original_route
+        if isinstance(original, APIRoute) and context.path is not None:
+            found.append(ApiRoute(context.path, frozenset(context.methods or ()), original))
+    return found
+
+
 def route_permissions(route: APIRoute) -> list[str]:
     """The permissions a route's dependencies declare (exactly one, for a well-formed route)."""
     found: list[str] = []
@@ -106,9 +131,21 @@ def route_permissions(route: APIRoute) -> list[str]:
 
 
 def publish_permissions(app: FastAPI) -> None:
-    """Record each route's permission in the OpenAPI document (x-asep-permission) for APIM."""
-    for route in app.routes:
-        if isinstance(route, APIRoute):
-            declared = route_permissions(route)
-            if len(declared) == 1:
-                route.openapi_extra = {**(route.openapi_extra or {}), OPENAPI_KEY: declared[0]}
+    """Record each operation's permission in the OpenAPI document (x-asep-permission), for APIM
+    policies and for readers of the API reference."""
+    generate = app.openapi
+
+    def openapi_with_permissions() -> dict[str, Any]:
+        if app.openapi_schema is not None:
+            return app.openapi_schema
+        document = generate()
+        for entry in api_routes(app):
+            declared = route_permissions(entry.route)
+            operations = document.get("paths", {}).get(entry.path, {})
+            for method in entry.methods:
+                operation = operations.get(method.lower())
+                if operation is not None and len(declared) == 1:
+                    operation[OPENAPI_KEY] = declared[0]
+        return document
+
+    app.openapi = openapi_with_permissions  # type: ignore[method-assign]

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import fcntl
 import logging
+import os
 import warnings
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -57,18 +58,47 @@ def _file_lock(path: Path) -> Iterator[None]:
             fcntl.flock(handle, fcntl.LOCK_UN)
 
 
+def _running_server_url(pgdata: Path) -> URL | None:
+    """The superuser URL of a server already running on `pgdata`, read from postmaster.pid.
+
+    Going through pgserver for a running server would make every process read-modify-write
+    pgserver's shared pid-list file, which is not atomic: concurrent test workers, devhost
+    and CLI calls then crash on a half-written file. Only a start needs pgserver.
+    """
+    try:
+        lines = (pgdata / "postmaster.pid").read_text().splitlines()
+        pid, port, socket_dir, status = int(lines[0]), int(lines[3]), lines[4], lines[7].strip()
+        os.kill(pid, 0)
+    except (OSError, ValueError, IndexError):
+        return None
+    if status != "ready":
+        return None
+    return URL.create(
+        "postgresql+psycopg",
+        username="postgres",
+        database="postgres",
+        query={"host": socket_dir, "port": str(port)},
+    )
+
+
 def start_embedded_server(pgdata: Path) -> URL:
     """Start (or find running) the embedded PostgreSQL 16 and return its superuser URL.
 
     The server is left running when this process exits (`asep db stop` stops it), so that a
     killed app or test process never takes the database down with it.
     """
+    running = _running_server_url(pgdata)
+    if running is not None:
+        return running
     with warnings.catch_warnings():
         # platformdirs warns that XDG_RUNTIME_DIR is unset (always so under CI); harmless here.
         warnings.simplefilter("ignore")
         import pgserver
 
     with _file_lock(pgdata.parent / "pg.lock"):
+        running = _running_server_url(pgdata)  # another process may have won the race
+        if running is not None:
+            return running
         server = pgserver.get_server(pgdata, cleanup_mode=None)  # type: ignore[attr-defined]
         uri: str = server.get_uri()
     return make_url(uri).set(drivername="postgresql+psycopg")

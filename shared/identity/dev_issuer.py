@@ -21,6 +21,12 @@ from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 
 from shared.config import Environment, Settings, get_settings
+from shared.db.unit_of_work import tenant_unit_of_work
+from shared.errors import NotFound
+from shared.identity import repository, service
+from shared.identity.model import Role
+from shared.identity.schemas import SsoConnectionCreate, UserCreate
+from shared.identity.tokens import Provider
 
 DEV_AUDIENCE = "api://asep"
 PLATFORM_SLUG = "platform"
@@ -119,3 +125,51 @@ def ensure_key(settings: Settings | None = None) -> str:
     _require_dev(settings)
     _load_or_create_key(settings)
     return jwks_uri(settings)
+
+
+def dev_subject(role: str) -> str:
+    return f"dev-{role}"
+
+
+def ensure_dev_tenant_login(slug: str, role: Role, settings: Settings | None = None) -> None:
+    """Give tenant `slug` the dev issuer as an SSO connection and a dev user for `role`."""
+    settings = settings or get_settings()
+    _require_dev(settings)
+    uri = ensure_key(settings)
+    tenant_id = service.find_tenant_id(slug)
+    if tenant_id is None:
+        raise NotFound(f"No tenant with slug '{slug}'.")
+    issuer = issuer_for(slug)
+    with tenant_unit_of_work(tenant_id) as uow:
+        if repository.find_sso_connection(uow, issuer) is None:
+            service.add_sso_connection(
+                uow,
+                SsoConnectionCreate(
+                    provider=Provider.DEV, issuer=issuer, jwks_uri=uri, audiences=[DEV_AUDIENCE]
+                ),
+                actor=service.SYSTEM_ACTOR,
+            )
+        subject = dev_subject(role.value)
+        if repository.find_user_by_subject(uow, issuer, subject) is None:
+            service.add_user(
+                uow,
+                UserCreate(
+                    issuer=issuer,
+                    subject=subject,
+                    role=role,
+                    display_name=f"Demo {role.value}",
+                    email=f"{role.value}@{slug}.example",
+                ),
+                actor_role=Role.OWNER,
+                actor=service.SYSTEM_ACTOR,
+            )
+
+
+def dev_token(slug: str, role: Role, ttl_seconds: int = 3600) -> str:
+    """A bearer token for the dev user with `role` in tenant `slug` (created if missing)."""
+    ensure_dev_tenant_login(slug, role)
+    return mint_token(issuer_for(slug), dev_subject(role.value), ttl_seconds=ttl_seconds)
+
+
+def platform_token(ttl_seconds: int = 3600) -> str:
+    return mint_token(issuer_for(PLATFORM_SLUG), PLATFORM_OPERATOR_SUBJECT, ttl_seconds=ttl_seconds)

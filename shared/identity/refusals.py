@@ -52,7 +52,8 @@ class RefusalLog:
             now = self.clock()
             window = self._windows.get(key)
             if window is None or now - window.started >= self.window_seconds:
-                window = _Window(started=now)
+                carried = window.suppressed if window is not None else 0
+                window = _Window(started=now, suppressed=carried)
                 self._windows[key] = window
             if window.written >= self.audit_per_window:
                 window.suppressed += 1

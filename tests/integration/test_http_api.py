@@ -8,11 +8,10 @@ from collections.abc import AsyncIterator
 import httpx
 import pytest
 from fastapi import FastAPI
-from fastapi.routing import APIRoute
 from pydantic import BaseModel
 
 from http_api.app import create_app
-from http_api.auth import public_endpoint, route_permissions
+from http_api.auth import api_routes, public_endpoint, route_permissions
 from shared.db.server import DatabaseUrls
 
 pytestmark = pytest.mark.anyio
@@ -153,9 +152,9 @@ async def test_unhandled_errors_are_a_500_problem_without_internals(
 
 
 def test_every_route_declares_exactly_one_permission(app: FastAPI) -> None:
-    routes = [route for route in app.routes if isinstance(route, APIRoute)]
+    routes = api_routes(app)
     assert len(routes) > 5
-    wrong = {route.path: route_permissions(route) for route in routes}
+    wrong = {entry.path: route_permissions(entry.route) for entry in routes}
     assert {path: found for path, found in wrong.items() if len(found) != 1} == {}
 
 
