@@ -19,7 +19,8 @@ def alembic_config(owner_url: URL) -> Config:
 
 
 def upgrade_to_head(owner_url: URL) -> None:
-    command.upgrade(alembic_config(owner_url), "head")
+    # "heads": capabilities developed side by side may branch; a merge revision joins them.
+    command.upgrade(alembic_config(owner_url), "heads")
 
 
 def current_heads(owner_url: URL) -> set[str]:
