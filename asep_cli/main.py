@@ -7,6 +7,7 @@ import json
 import sys
 from collections.abc import Callable, Sequence
 
+from asep_cli.audit import add_audit_commands
 from shared.config import REPO_ROOT, get_settings
 from shared.db.migrate import upgrade_to_head
 from shared.db.server import (
@@ -124,6 +125,8 @@ def build_parser() -> argparse.ArgumentParser:
     permissions_commands.add_parser("doc", help="print docs/permissions.md").set_defaults(
         handler=_permissions_doc
     )
+
+    add_audit_commands(commands)
 
     serve = commands.add_parser("serve", help="serve function_app.py through devhost")
     serve.add_argument("--host")

@@ -38,6 +38,7 @@ from shared.audit.repository import PLATFORM_SCOPE, CheckpointRow, HeadState
 from shared.audit.schemas import ProblemOut, VerificationReport
 from shared.audit.signing import b64url_decode, verify_es256
 from shared.config import get_settings
+from shared.db.server import database_urls
 
 PublicKeys = Mapping[str, ec.EllipticCurvePublicKey]
 
@@ -249,6 +250,20 @@ def _verify_chunk(
     return segment.problem, b"".join(segment.leaves), segment.last
 
 
+def _worker_env() -> dict[str, str]:
+    """Point workers at the running database directly, so none tries to start one."""
+    urls = database_urls()
+    return {
+        "DATABASE_URL": urls.owner.render_as_string(hide_password=False),
+        "ASEP_APP_DATABASE_URL": urls.app.render_as_string(hide_password=False),
+    }
+
+
+def _worker_init(env: dict[str, str]) -> None:
+    os.environ.update(env)
+    get_settings.cache_clear()
+
+
 def _workers() -> int:
     configured = get_settings().audit_verify_workers
     return configured or os.cpu_count() or 1
@@ -282,7 +297,7 @@ def _verify_chain(
     chain_problem: Problem | None = None
     last: ChainRecord | None = None
     context = multiprocessing.get_context("spawn")
-    with context.Pool(workers) as pool:
+    with context.Pool(workers, initializer=_worker_init, initargs=(_worker_env(),)) as pool:
         for problem, leaves, chunk_last in pool.imap(_verify_chunk, tasks):
             tree.feed(leaves[i : i + 32] for i in range(0, len(leaves), 32))
             if chunk_last is not None:

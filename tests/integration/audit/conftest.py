@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import socket
+import subprocess
+import time
 from collections.abc import Iterator
 from typing import Any
 
@@ -12,6 +15,7 @@ from cryptography.hazmat.primitives.asymmetric import ec
 from shared.audit.schemas import Actor, ActorType, AuditEventIn, AuditEventType
 from shared.audit.service import AuditChain
 from shared.audit.signing import LocalKeySigner
+from shared.config import REPO_ROOT
 from shared.db.server import DatabaseUrls, libpq_dsn
 from shared.db.unit_of_work import tenant_unit_of_work
 from shared.identity.schemas import TenantRead
@@ -59,3 +63,58 @@ def append_events(tenant: TenantRead, count: int, *, start: int = 0, per_tx: int
 def owner_conn(database: DatabaseUrls) -> Iterator[psycopg.Connection[Any]]:
     with psycopg.connect(libpq_dsn(database.owner)) as conn:
         yield conn
+
+
+AZURITE = REPO_ROOT / "node_modules" / ".bin" / "azurite-blob"
+AZURITE_KEY = (
+    "Eby8vdM02xNOcqFlqUwJPLlmEtlCDXJ1OUzFT50uSRZ6IFsuFq2UVErCz4I6tq/K1SZFPTOtr/KBHBeksoGMGw=="
+)
+
+
+def _free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port: int = probe.getsockname()[1]
+        return port
+
+
+@pytest.fixture(scope="session")
+def azurite(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    """Azurite's Blob service on a free port; yields its connection string. Stopped after."""
+    if not AZURITE.exists():
+        pytest.fail("Azurite is missing: run `npm ci` (make test does)")
+    port = _free_port()
+    workspace = tmp_path_factory.mktemp("azurite")
+    # --skipApiVersionCheck: azure-storage-blob 12.31 speaks a newer API version than
+    # Azurite 3.37 accepts (../shared/notes/test-peers.md §6).
+    process = subprocess.Popen(
+        [str(AZURITE), "--blobHost", "127.0.0.1", "--blobPort", str(port),
+         "--location", str(workspace), "--skipApiVersionCheck", "--loose", "--silent",
+         "--disableTelemetry"],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+    )  # fmt: skip
+    try:
+        deadline = time.monotonic() + 30
+        while True:
+            if process.poll() is not None:
+                stderr = process.stderr.read().decode() if process.stderr else ""
+                pytest.fail(f"Azurite exited: {stderr}")
+            try:
+                socket.create_connection(("127.0.0.1", port), timeout=0.2).close()
+                break
+            except OSError:
+                if time.monotonic() > deadline:
+                    pytest.fail("Azurite did not start within 30 s")
+                time.sleep(0.1)
+        yield (
+            "DefaultEndpointsProtocol=http;AccountName=devstoreaccount1;"
+            f"AccountKey={AZURITE_KEY};BlobEndpoint=http://127.0.0.1:{port}/devstoreaccount1;"
+        )
+    finally:
+        process.terminate()
+        try:
+            process.wait(timeout=10)
+        except subprocess.TimeoutExpired:
+            process.kill()
+            process.wait()
