@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import asyncio
+import base64
+import binascii
 import json
 import logging
 import os
@@ -17,6 +19,7 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.types import Receive, Scope, Send
 
+from devhost import queue as queue_api
 from devhost.activities import ActivityWorkerPool
 from devhost.app_loader import FunctionIndex, HttpFunction, load_app
 from devhost.bindings import call_function
@@ -248,9 +251,40 @@ class DevHost:
                     "invocations": self.invocations.counts,
                 }
             )
+        if path.startswith("/queues/") and path.endswith("/messages"):
+            if request.method != "POST":
+                return Response(status_code=405, headers={"Allow": "POST"})
+            return await self._enqueue(request, path[len("/queues/") : -len("/messages")])
         if path.startswith("/queues/"):
             return JSONResponse(await self.queues.describe(path[len("/queues/") :]))
         return Response(status_code=404)
+
+    async def _enqueue(self, request: Request, queue: str) -> Response:
+        """What a Service Bus send does, over HTTP: the app's local queue port posts here."""
+        try:
+            message = json.loads(await request.body())
+            if not queue or "/" in queue or not isinstance(message, dict):
+                raise ValueError("a JSON object for a named queue is expected")
+            body = base64.b64decode(message["body_base64"], validate=True)
+            properties = message.get("application_properties")
+            if properties is not None and not isinstance(properties, dict):
+                raise ValueError("application_properties must be an object")
+        except (ValueError, KeyError, TypeError, binascii.Error) as exc:
+            return JSONResponse({"error": f"malformed message: {exc}"}, status_code=400)
+        message_id = str(message.get("message_id") or uuid.uuid4().hex)
+        statement, params = queue_api.insert_statement(
+            queue,
+            body,
+            message_id=message_id,
+            content_type=message.get("content_type"),
+            correlation_id=message.get("correlation_id"),
+            subject=message.get("subject"),
+            application_properties=properties,
+        )
+        async with self.pool.connection() as conn:
+            await conn.execute(statement, params)
+        queue_api.wake(queue)
+        return JSONResponse({"queue": queue, "message_id": message_id}, status_code=201)
 
     async def instances_overview(self, status: str | None) -> dict[str, Any]:
         where = "WHERE runtime_status = %s" if status else ""

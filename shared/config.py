@@ -67,6 +67,10 @@ class Settings(BaseSettings):
     platform_provider: str = "entra"
     jwt_leeway_seconds: int = Field(default=90, ge=60, le=120)
 
+    # Queues: Service Bus in Azure (managed identity); devhost's queues on one machine.
+    servicebus_namespace: str | None = None
+    devhost_origin: str = Field(default="http://127.0.0.1:7071", validation_alias="DEVHOST_ORIGIN")
+
     @property
     def uses_embedded_database(self) -> bool:
         return self.database_url is None
