@@ -60,7 +60,9 @@ class TenantUnitOfWork:
     def flush(self) -> None:
         self.session.flush()
 
-    def execute(self, statement: Any, params: dict[str, Any] | None = None) -> Any:
+    def execute(
+        self, statement: Any, params: dict[str, Any] | list[dict[str, Any]] | None = None
+    ) -> Any:
         return self.session.execute(statement, params)
 
 

@@ -1,0 +1,123 @@
+"""Prospect rules with no I/O: header mapping, address and domain normalization, row parsing."""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass, field
+from typing import Any
+
+from email_validator import EmailNotValidError, validate_email
+
+# Column names people actually export, mapped to ours (compared lowercased, separators removed).
+HEADER_ALIASES: dict[str, str] = {
+    "email": "email",
+    "emailaddress": "email",
+    "workemail": "email",
+    "firstname": "first_name",
+    "givenname": "first_name",
+    "lastname": "last_name",
+    "surname": "last_name",
+    "familyname": "last_name",
+    "title": "title",
+    "jobtitle": "title",
+    "company": "company_name",
+    "companyname": "company_name",
+    "organization": "company_name",
+    "account": "company_name",
+    "domain": "company_domain",
+    "companydomain": "company_domain",
+    "website": "company_domain",
+    "industry": "industry",
+    "region": "region",
+    "country": "region",
+    "timezone": "time_zone",
+    "tz": "time_zone",
+    "linkedin": "linkedin_url",
+    "linkedinurl": "linkedin_url",
+}
+REQUIRED_COLUMNS = frozenset({"email"})
+MAX_FIELD_LENGTHS = {
+    "first_name": 100,
+    "last_name": 100,
+    "title": 200,
+    "company_name": 200,
+    "industry": 120,
+    "region": 64,
+    "time_zone": 64,
+}
+_DOMAIN = re.compile(r"^(?=.{1,253}$)(?:[a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9])?\.)+[a-z]{2,63}$")
+_SEPARATORS = re.compile(r"[\s_\-.]+")
+
+
+def canonical_header(raw: str) -> str | None:
+    return HEADER_ALIASES.get(_SEPARATORS.sub("", raw.strip().lower()))
+
+
+def normalize_email(raw: str) -> str:
+    """The address as we store it (lowercased); raises ValueError with a readable reason."""
+    candidate = raw.strip()
+    if not candidate:
+        raise ValueError("email is empty")
+    try:
+        validated = validate_email(candidate, check_deliverability=False)
+    except EmailNotValidError as exc:
+        raise ValueError(f"invalid email: {exc}") from exc
+    return validated.normalized.lower()
+
+
+def normalize_domain(raw: str) -> str | None:
+    """`https://www.Acme.com/about` → `acme.com`; None when it is not a domain."""
+    value = raw.strip().lower()
+    if not value:
+        return None
+    value = re.sub(r"^[a-z]+://", "", value).split("/", 1)[0].split(":", 1)[0]
+    value = value.removeprefix("www.").rstrip(".")
+    return value if _DOMAIN.fullmatch(value) else None
+
+
+def email_domain(email: str) -> str:
+    return email.rsplit("@", 1)[1]
+
+
+@dataclass(frozen=True)
+class ProspectRow:
+    email: str
+    company_domain: str
+    first_name: str | None = None
+    last_name: str | None = None
+    title: str | None = None
+    company_name: str | None = None
+    industry: str | None = None
+    region: str | None = None
+    time_zone: str | None = None
+    enrichment: dict[str, Any] = field(default_factory=dict)
+
+
+def parse_row(values: dict[str, str]) -> ProspectRow:
+    """One CSV row (canonical column → text) as a prospect; raises ValueError saying why not."""
+    email = normalize_email(values.get("email", ""))
+    for column, limit in MAX_FIELD_LENGTHS.items():
+        if len(values.get(column, "")) > limit:
+            raise ValueError(f"{column} is longer than {limit} characters")
+    raw_domain = values.get("company_domain", "")
+    company_domain = normalize_domain(raw_domain) if raw_domain else email_domain(email)
+    if company_domain is None:
+        raise ValueError(f"company domain {raw_domain!r} is not a domain")
+    enrichment = {"linkedin_url": values["linkedin_url"]} if values.get("linkedin_url") else {}
+
+    def text(column: str) -> str | None:
+        value = values.get(column, "").strip()
+        return value or None
+
+    return ProspectRow(
+        email=email,
+        company_domain=company_domain,
+        first_name=text("first_name"),
+        last_name=text("last_name"),
+        title=text("title"),
+        company_name=text("company_name"),
+        industry=text("industry"),
+        region=text("region"),
+        time_zone=text("time_zone"),
+        enrichment=enrichment,
+    )
