@@ -4,7 +4,9 @@ from __future__ import annotations
 
 from fastapi import APIRouter
 
-from http_api import identity
+from http_api import campaigns, identity, prospects
 
 router = APIRouter(prefix="/v1")
 router.include_router(identity.router)
+router.include_router(prospects.router)
+router.include_router(campaigns.router)

@@ -29,7 +29,9 @@ from shared.identity.service import provision_tenant
 def database(worker_id: str) -> Iterator[DatabaseUrls]:
     """A freshly created and migrated database for this xdist worker ("master" without -n)."""
     os.environ["ASEP_ENV"] = "test"
-    os.environ["ASEP_DATABASE_NAME"] = f"asep_test_{worker_id}"
+    # A suffix keeps concurrent suites (two checkouts, two people) out of each other's way.
+    suffix = os.environ.get("ASEP_TEST_DB_SUFFIX", "")
+    os.environ["ASEP_DATABASE_NAME"] = f"asep_test_{worker_id}{'_' + suffix if suffix else ''}"
     get_settings.cache_clear()
     settings = get_settings()
     urls = database_urls(settings)

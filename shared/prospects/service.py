@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import base64
 import uuid
 from collections.abc import Callable, Iterator, Sequence
 from datetime import UTC, datetime
@@ -12,7 +11,8 @@ from typing import Any
 from shared.audit.schemas import Actor, AuditEventType
 from shared.audit.service import AuditChain
 from shared.db.unit_of_work import TenantUnitOfWork
-from shared.errors import NotFound, ValidationFailed
+from shared.errors import NotFound
+from shared.pagination import decode_cursor, encode_cursor
 from shared.prospects import repository
 from shared.prospects.csv_stream import CsvStream
 from shared.prospects.model import ProspectRow, parse_row
@@ -140,24 +140,13 @@ def import_prospects(
     return report
 
 
-def _encode_cursor(prospect_id: uuid.UUID) -> str:
-    return base64.urlsafe_b64encode(prospect_id.bytes).decode().rstrip("=")
-
-
-def _decode_cursor(cursor: str) -> uuid.UUID:
-    try:
-        return uuid.UUID(bytes=base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4)))
-    except ValueError as exc:
-        raise ValidationFailed("The cursor is not one this API issued.") from exc
-
-
 def list_prospects(
     uow: TenantUnitOfWork, *, cursor: str | None, limit: int, status: str | None
 ) -> ProspectPage:
-    after = _decode_cursor(cursor) if cursor else None
+    after = decode_cursor(cursor) if cursor else None
     found = repository.list_prospects(uow, after_id=after, limit=limit + 1, status=status)
     page = [ProspectRead.model_validate(p) for p in found[:limit]]
-    next_cursor = _encode_cursor(page[-1].id) if len(found) > limit else None
+    next_cursor = encode_cursor(page[-1].id) if len(found) > limit else None
     return ProspectPage(items=page, next_cursor=next_cursor)
 
 

@@ -1,0 +1,75 @@
+"""A sequence that cannot run is refused before start, with every problem located."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+
+from shared.campaigns.model import render, sequence_problems
+from shared.campaigns.schemas import SequenceCreate
+
+
+def seq(*steps: dict[str, Any], variables: list[str] | None = None) -> SequenceCreate:
+    return SequenceCreate.model_validate(
+        {"name": "s", "steps": list(steps), "variables": variables or []}
+    )
+
+
+def email(
+    step_id: str, next_step: str | None = None, body: str = "Hi {{first_name}}"
+) -> dict[str, Any]:
+    return {"id": step_id, "type": "email", "subject": "Hello", "body": body, "next": next_step}
+
+
+def delay(step_id: str, next_step: str | None, seconds: int = 60) -> dict[str, Any]:
+    return {"id": step_id, "type": "delay", "seconds": seconds, "next": next_step}
+
+
+def branch(step_id: str, then: str | None, otherwise: str | None) -> dict[str, Any]:
+    return {
+        "id": step_id,
+        "type": "branch",
+        "condition": "replied",
+        "then": then,
+        "otherwise": otherwise,
+    }
+
+
+def messages(sequence: SequenceCreate) -> list[str]:
+    return [f"{p.location}: {p.message}" for p in sequence_problems(sequence)]
+
+
+def test_a_three_touch_sequence_with_a_reply_branch_is_sound() -> None:
+    sound = seq(
+        email("t1", "d1"),
+        delay("d1", "b1"),
+        branch("b1", None, "t2"),
+        email("t2", "d2", body="Following up, {{first_name}} at {{company_name}}"),
+        delay("d2", "t3"),
+        email("t3", body="Last note about {{pain_point}}"),
+        variables=["pain_point"],
+    )
+    assert messages(sound) == []
+
+
+@pytest.mark.parametrize(
+    ("sequence", "expected"),
+    [
+        (seq(email("t1", "ghost")), "steps[0]: points to unknown step 'ghost'"),
+        (seq(email("t1"), email("t2")), "steps[1]: step 't2' is unreachable from the first step"),
+        (seq(email("t1", "d1"), delay("d1", "t1")), "steps[1]: loops back to step 't1'"),
+        (seq(email("t1", body="Hi {{nickname}}")), "steps[0].body: unknown variable 'nickname'"),
+        (seq(email("t1", body="Hi {{ first name }}")), "steps[0].body: malformed placeholder"),
+        (seq(email("t1"), email("t1")), "steps[1].id: duplicate step id 't1'"),
+        (seq(delay("d1", "t1"), email("t1")), "steps[0]: a sequence starts with an email step"),
+    ],
+)
+def test_unsound_sequences_name_the_problem(sequence: SequenceCreate, expected: str) -> None:
+    assert any(message.startswith(expected) for message in messages(sequence)), messages(sequence)
+
+
+def test_rendering_reports_what_it_could_not_fill() -> None:
+    text, missing = render("Hi {{first_name}}, re {{ pain_point }}", {"first_name": "Ana"})
+    assert text == "Hi Ana, re {{ pain_point }}"
+    assert missing == ["pain_point"]
