@@ -71,6 +71,16 @@ class Settings(BaseSettings):
     servicebus_namespace: str | None = None
     devhost_origin: str = Field(default="http://127.0.0.1:7071", validation_alias="DEVHOST_ORIGIN")
 
+    # Unsubscribe links: HMAC-SHA256 key (required in azure; local/test generate one under
+    # data_dir/keys) and the public base URL the links point at.
+    unsubscribe_secret: SecretStr | None = None
+    public_base_url: str = "http://localhost:7071"
+    approval_ttl_seconds: int = Field(default=72 * 3600, ge=60)
+
+    @property
+    def unsubscribe_secret_file(self) -> Path:
+        return self.data_dir / "keys" / "unsubscribe.key"
+
     @property
     def uses_embedded_database(self) -> bool:
         return self.database_url is None
@@ -86,5 +96,10 @@ def get_settings() -> Settings:
     if settings.env is Environment.AZURE and settings.uses_embedded_database:
         raise RuntimeError(
             "ASEP_ENV=azure requires DATABASE_URL: the embedded database is for local/test"
+        )
+    if settings.env is Environment.AZURE and settings.unsubscribe_secret is None:
+        raise RuntimeError(
+            "ASEP_ENV=azure requires ASEP_UNSUBSCRIBE_SECRET: unsubscribe links must verify "
+            "on every instance"
         )
     return settings

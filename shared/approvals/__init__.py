@@ -1,0 +1,1 @@
+"""Approvals: requests tied to actions, human decisions, expiry, step-template approvals."""

@@ -1,0 +1,1 @@
+"""Deliverability: send caps and counters, suppression, unsubscribe links, mailbox health."""

@@ -1,0 +1,293 @@
+"""Queries over mailboxes, send counters, reservations and suppressions.
+
+Counters are plain SQL: the guarded upsert is the whole point (one statement, atomic per
+row), and the ORM would add nothing but a round trip.
+"""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Sequence
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import and_, delete, or_, select, text, tuple_
+
+from shared.db.unit_of_work import TenantUnitOfWork
+from shared.deliverability.model import CapScope, SuppressionKind
+from shared.deliverability.orm import Mailbox, SendCounter, Suppression
+from shared.deliverability.schemas import CounterKey
+
+# `WHERE c.used < :cap` makes the increment conditional on the row as it is after any
+# concurrent writer commits (the conflicting row is locked and re-read), so two senders can
+# never both take the last slot. A new row starts at 1, so a zero cap is refused before this.
+_TAKE_SLOT = text(
+    """
+    INSERT INTO send_counters AS c
+        (tenant_id, scope, scope_key, window_start, window_end, used)
+    VALUES (:tenant_id, :scope, :scope_key, :window_start, :window_end, 1)
+    ON CONFLICT (tenant_id, scope, scope_key, window_start)
+    DO UPDATE SET used = c.used + 1, updated_at = now() WHERE c.used < :cap
+    RETURNING used
+    """
+)
+
+_GIVE_BACK_SLOT = text(
+    """
+    UPDATE send_counters SET used = used - 1, updated_at = now()
+    WHERE tenant_id = :tenant_id AND scope = :scope AND scope_key = :scope_key
+      AND window_start = :window_start AND used > 0
+    """
+)
+
+_FIRST_CONTACT = text(
+    """
+    INSERT INTO mailbox_recipients (tenant_id, mailbox_id, address, reservation_id)
+    VALUES (:tenant_id, :mailbox_id, :address, :reservation_id)
+    ON CONFLICT (tenant_id, mailbox_id, address) DO NOTHING
+    RETURNING true
+    """
+)
+
+_INSERT_RESERVATION = text(
+    """
+    INSERT INTO send_reservations
+        (id, tenant_id, mailbox_id, campaign_id, recipient, new_recipient, counters, status)
+    VALUES (:id, :tenant_id, :mailbox_id, :campaign_id, :recipient, :new_recipient,
+            CAST(:counters AS jsonb), 'reserved')
+    """
+)
+
+_SETTLE_RESERVATION = text(
+    """
+    UPDATE send_reservations SET status = :status, settled_at = now()
+    WHERE tenant_id = :tenant_id AND id = :id AND status = 'reserved'
+    RETURNING mailbox_id, recipient, new_recipient, counters
+    """
+)
+
+UNCAPPED = 2_147_483_647
+
+
+def get_mailbox(uow: TenantUnitOfWork, mailbox_id: uuid.UUID) -> Mailbox | None:
+    return uow.get(Mailbox, mailbox_id)
+
+
+def find_mailbox_by_address(uow: TenantUnitOfWork, address: str) -> Mailbox | None:
+    return uow.session.scalars(uow.scoped(Mailbox).where(Mailbox.address == address)).one_or_none()
+
+
+def take_slot(uow: TenantUnitOfWork, key: CounterKey, cap: int | None) -> int | None:
+    """The counter's new value, or None when the cap is already reached."""
+    used: int | None = uow.execute(
+        _TAKE_SLOT,
+        {
+            "tenant_id": uow.tenant_id,
+            "scope": key.scope.value,
+            "scope_key": key.scope_key,
+            "window_start": key.window_start,
+            "window_end": key.window_end,
+            "cap": UNCAPPED if cap is None else cap,
+        },
+    ).scalar_one_or_none()
+    return used
+
+
+def give_back_slot(uow: TenantUnitOfWork, scope: str, scope_key: str, window_start: Any) -> None:
+    uow.execute(
+        _GIVE_BACK_SLOT,
+        {
+            "tenant_id": uow.tenant_id,
+            "scope": scope,
+            "scope_key": scope_key,
+            "window_start": window_start,
+        },
+    )
+
+
+def record_first_contact(
+    uow: TenantUnitOfWork, mailbox_id: uuid.UUID, address: str, reservation_id: uuid.UUID
+) -> bool:
+    """True when this mailbox never wrote to `address` before (the row is ours now)."""
+    inserted = uow.execute(
+        _FIRST_CONTACT,
+        {
+            "tenant_id": uow.tenant_id,
+            "mailbox_id": mailbox_id,
+            "address": address,
+            "reservation_id": reservation_id,
+        },
+    ).scalar_one_or_none()
+    return bool(inserted)
+
+
+def forget_first_contact(
+    uow: TenantUnitOfWork, mailbox_id: uuid.UUID, address: str, reservation_id: uuid.UUID
+) -> None:
+    uow.execute(
+        text(
+            "DELETE FROM mailbox_recipients WHERE tenant_id = :tenant_id "
+            "AND mailbox_id = :mailbox_id AND address = :address "
+            "AND reservation_id = :reservation_id"
+        ),
+        {
+            "tenant_id": uow.tenant_id,
+            "mailbox_id": mailbox_id,
+            "address": address,
+            "reservation_id": reservation_id,
+        },
+    )
+
+
+def has_contacted(uow: TenantUnitOfWork, mailbox_id: uuid.UUID, address: str) -> bool:
+    found = uow.execute(
+        text(
+            "SELECT 1 FROM mailbox_recipients WHERE tenant_id = :tenant_id "
+            "AND mailbox_id = :mailbox_id AND address = :address"
+        ),
+        {"tenant_id": uow.tenant_id, "mailbox_id": mailbox_id, "address": address},
+    ).scalar_one_or_none()
+    return found is not None
+
+
+def insert_reservation(uow: TenantUnitOfWork, params: dict[str, Any]) -> None:
+    uow.execute(_INSERT_RESERVATION, {"tenant_id": uow.tenant_id, **params})
+
+
+def settle_reservation(
+    uow: TenantUnitOfWork, reservation_id: uuid.UUID, status: str
+) -> dict[str, Any] | None:
+    """Move a held reservation to `status`; None if it was already released or consumed."""
+    row = (
+        uow.execute(
+            _SETTLE_RESERVATION,
+            {"tenant_id": uow.tenant_id, "id": reservation_id, "status": status},
+        )
+        .mappings()
+        .one_or_none()
+    )
+    return dict(row) if row is not None else None
+
+
+def counter_values(uow: TenantUnitOfWork, keys: Sequence[CounterKey]) -> dict[CapScope, int]:
+    if not keys:
+        return {}
+    rows = uow.session.execute(
+        select(SendCounter.scope, SendCounter.used).where(
+            SendCounter.tenant_id == uow.tenant_id,
+            tuple_(SendCounter.scope, SendCounter.scope_key, SendCounter.window_start).in_(
+                [(k.scope.value, k.scope_key, k.window_start) for k in keys]
+            ),
+        )
+    ).all()
+    return {CapScope(scope): used for scope, used in rows}
+
+
+def matching_suppression(
+    uow: TenantUnitOfWork, address: str, domains: Sequence[str]
+) -> Suppression | None:
+    """An address entry wins over a domain entry; among domains the most specific wins."""
+    candidates = uow.session.scalars(
+        uow.scoped(Suppression).where(
+            or_(
+                and_(
+                    Suppression.kind == SuppressionKind.ADDRESS.value, Suppression.value == address
+                ),
+                and_(
+                    Suppression.kind == SuppressionKind.DOMAIN.value,
+                    Suppression.value.in_(list(domains)),
+                ),
+            )
+        )
+    ).all()
+    if not candidates:
+        return None
+    return min(
+        candidates,
+        key=lambda s: (s.kind != SuppressionKind.ADDRESS.value, -len(s.value)),
+    )
+
+
+def find_suppression(uow: TenantUnitOfWork, kind: str, value: str) -> Suppression | None:
+    return uow.session.scalars(
+        uow.scoped(Suppression).where(Suppression.kind == kind, Suppression.value == value)
+    ).one_or_none()
+
+
+def insert_suppression_if_absent(
+    uow: TenantUnitOfWork,
+    *,
+    kind: str,
+    value: str,
+    reason: str,
+    note: str | None,
+    created_by: str,
+) -> uuid.UUID | None:
+    """The new entry's id, or None when this tenant already suppresses the value."""
+    new_id = uuid.uuid4()
+    inserted: uuid.UUID | None = uow.execute(
+        text(
+            "INSERT INTO suppressions (id, tenant_id, kind, value, reason, note, created_by) "
+            "VALUES (:id, :tenant_id, :kind, :value, :reason, :note, :created_by) "
+            "ON CONFLICT (tenant_id, kind, value) DO NOTHING RETURNING id"
+        ),
+        {
+            "id": new_id,
+            "tenant_id": uow.tenant_id,
+            "kind": kind,
+            "value": value,
+            "reason": reason,
+            "note": note,
+            "created_by": created_by,
+        },
+    ).scalar_one_or_none()
+    return inserted
+
+
+def list_suppressions(
+    uow: TenantUnitOfWork,
+    *,
+    after: tuple[datetime, uuid.UUID] | None,
+    limit: int,
+    kind: str | None,
+    reason: str | None,
+) -> Sequence[Suppression]:
+    query = uow.scoped(Suppression)
+    if kind is not None:
+        query = query.where(Suppression.kind == kind)
+    if reason is not None:
+        query = query.where(Suppression.reason == reason)
+    if after is not None:
+        query = query.where(tuple_(Suppression.created_at, Suppression.id) > tuple_(*after))
+    return uow.session.scalars(
+        query.order_by(Suppression.created_at, Suppression.id).limit(limit)
+    ).all()
+
+
+def delete_suppression(uow: TenantUnitOfWork, suppression_id: uuid.UUID) -> None:
+    uow.execute(
+        delete(Suppression).where(
+            Suppression.tenant_id == uow.tenant_id, Suppression.id == suppression_id
+        )
+    )
+
+
+def suppressed_values(
+    uow: TenantUnitOfWork, addresses: Sequence[str], domains: Sequence[str]
+) -> set[tuple[str, str]]:
+    rows = uow.session.execute(
+        select(Suppression.kind, Suppression.value).where(
+            Suppression.tenant_id == uow.tenant_id,
+            or_(
+                and_(
+                    Suppression.kind == SuppressionKind.ADDRESS.value,
+                    Suppression.value.in_(list(addresses)),
+                ),
+                and_(
+                    Suppression.kind == SuppressionKind.DOMAIN.value,
+                    Suppression.value.in_(list(domains)),
+                ),
+            ),
+        )
+    ).all()
+    return {(kind, value) for kind, value in rows}

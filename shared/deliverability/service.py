@@ -1,0 +1,272 @@
+"""Mailboxes and send caps: reserve a send slot atomically, give it back if the send is dropped.
+
+A reservation takes one slot in every capped scope (tenant per day, campaign per day,
+mailbox per day and per hour, and new recipients per mailbox per day) inside the caller's
+transaction, under a savepoint: either every scope has room and all are taken, or none is.
+Scopes are always taken in the same order, so concurrent reservations queue on the same
+rows instead of deadlocking. Windows are the mailbox's local day and hour.
+"""
+
+from __future__ import annotations
+
+import json
+import uuid
+from collections.abc import Callable
+from datetime import UTC, datetime
+
+from sqlalchemy.exc import IntegrityError
+
+from shared.audit.schemas import Actor, AuditEventType
+from shared.audit.service import AuditChain
+from shared.db.unit_of_work import TenantUnitOfWork
+from shared.deliverability import repository
+from shared.deliverability.model import (
+    CapScope,
+    HealthStatus,
+    Window,
+    assess_health,
+    day_window,
+    hour_window,
+    throttled_cap,
+    time_zone,
+)
+from shared.deliverability.orm import Mailbox
+from shared.deliverability.schemas import (
+    CapRefusal,
+    CounterKey,
+    MailboxCreate,
+    MailboxRead,
+    MailboxUsage,
+    Reservation,
+    SendCaps,
+)
+from shared.errors import Conflict, NotFound
+
+Clock = Callable[[], datetime]
+
+
+def utc_now() -> datetime:
+    return datetime.now(UTC)
+
+
+class MailboxExists(Conflict):
+    code = "mailbox_exists"
+    title = "Mailbox exists"
+
+
+class MailboxNotFound(NotFound):
+    code = "mailbox_not_found"
+    title = "Mailbox not found"
+
+
+def create_mailbox(uow: TenantUnitOfWork, request: MailboxCreate, actor: Actor) -> MailboxRead:
+    if repository.find_mailbox_by_address(uow, request.address) is not None:
+        raise MailboxExists(f"Mailbox {request.address} is already connected.")
+    mailbox = uow.add(Mailbox(**request.model_dump(), status="active"))
+    try:
+        with uow.session.begin_nested():
+            uow.flush()
+    except IntegrityError as exc:
+        raise MailboxExists(f"Mailbox {request.address} is already connected.") from exc
+    read = MailboxRead.model_validate(mailbox)
+    AuditChain.append(
+        uow,
+        AuditEventType.MAILBOX_CREATED,
+        actor,
+        {
+            "mailbox_id": str(read.id),
+            "provider": read.provider,
+            "time_zone": read.time_zone,
+            "caps": {
+                "daily": read.daily_cap,
+                "hourly": read.hourly_cap,
+                "new_recipients": read.new_recipients_cap,
+            },
+        },
+    )
+    return read
+
+
+def get_mailbox(uow: TenantUnitOfWork, mailbox_id: uuid.UUID) -> Mailbox:
+    mailbox = repository.get_mailbox(uow, mailbox_id)
+    if mailbox is None:
+        raise MailboxNotFound()
+    return mailbox
+
+
+def record_health(
+    uow: TenantUnitOfWork,
+    mailbox_id: uuid.UUID,
+    *,
+    sent: int,
+    bounces: int,
+    complaints: int,
+    clock: Clock = utc_now,
+) -> MailboxRead:
+    """Store the mailbox's health from its recent counts (bounce and complaint ingestion call
+    this with their rolling window)."""
+    mailbox = get_mailbox(uow, mailbox_id)
+    health = assess_health(sent, bounces, complaints)
+    mailbox.health_score = health.score
+    mailbox.health_status = health.status.value
+    mailbox.bounce_rate = health.bounce_rate
+    mailbox.complaint_rate = health.complaint_rate
+    mailbox.health_sample_size = health.sample_size
+    mailbox.health_updated_at = clock()
+    uow.flush()
+    return MailboxRead.model_validate(mailbox)
+
+
+def mailbox_caps(
+    mailbox: Mailbox,
+    *,
+    campaign_daily: int | None = None,
+    tenant_daily: int | None = None,
+    reduced_daily: int | None = None,
+    reduced_hourly: int | None = None,
+    reduced_new_recipients: int | None = None,
+) -> SendCaps:
+    """The caps in force for one send: the mailbox's own, lowered by its health status and by
+    any reduced caps a policy decision imposed (`throttle`)."""
+    status = HealthStatus(mailbox.health_status)
+    if mailbox.status != "active":
+        status = HealthStatus.PAUSE
+
+    def lowest(own: int, reduced: int | None) -> int:
+        capped = throttled_cap(own, status)
+        return capped if reduced is None else min(capped, reduced)
+
+    return SendCaps(
+        mailbox_daily=lowest(mailbox.daily_cap, reduced_daily),
+        mailbox_hourly=lowest(mailbox.hourly_cap, reduced_hourly),
+        new_recipients=lowest(mailbox.new_recipients_cap, reduced_new_recipients),
+        campaign_daily=campaign_daily,
+        tenant_daily=tenant_daily,
+    )
+
+
+def counter_keys(
+    mailbox: Mailbox,
+    campaign_id: uuid.UUID | None,
+    now: datetime,
+    *,
+    new_recipient: bool,
+) -> list[CounterKey]:
+    """The counters one send touches, in the fixed order they are locked in."""
+    zone = time_zone(mailbox.time_zone)
+    day, hour = day_window(now, zone), hour_window(now, zone)
+    keys = [CounterKey(scope=CapScope.TENANT_DAY, scope_key="tenant", **_w(day))]
+    if campaign_id is not None:
+        keys.append(CounterKey(scope=CapScope.CAMPAIGN_DAY, scope_key=str(campaign_id), **_w(day)))
+    mailbox_key = str(mailbox.id)
+    keys.append(CounterKey(scope=CapScope.MAILBOX_DAY, scope_key=mailbox_key, **_w(day)))
+    keys.append(CounterKey(scope=CapScope.MAILBOX_HOUR, scope_key=mailbox_key, **_w(hour)))
+    if new_recipient:
+        keys.append(CounterKey(scope=CapScope.MAILBOX_NEW_DAY, scope_key=mailbox_key, **_w(day)))
+    return keys
+
+
+def _w(window: Window) -> dict[str, datetime]:
+    return {"window_start": window.start, "window_end": window.end}
+
+
+def _cap_for(scope: CapScope, caps: SendCaps) -> int | None:
+    return {
+        CapScope.TENANT_DAY: caps.tenant_daily,
+        CapScope.CAMPAIGN_DAY: caps.campaign_daily,
+        CapScope.MAILBOX_DAY: caps.mailbox_daily,
+        CapScope.MAILBOX_HOUR: caps.mailbox_hourly,
+        CapScope.MAILBOX_NEW_DAY: caps.new_recipients,
+    }[scope]
+
+
+def usage(
+    uow: TenantUnitOfWork,
+    mailbox: Mailbox,
+    campaign_id: uuid.UUID | None,
+    clock: Clock = utc_now,
+) -> MailboxUsage:
+    """What the current windows have used so far (for the policy input and for reporting)."""
+    keys = counter_keys(mailbox, campaign_id, clock(), new_recipient=True)
+    used = repository.counter_values(uow, keys)
+    return MailboxUsage(
+        sent_today=used.get(CapScope.MAILBOX_DAY, 0),
+        sent_this_hour=used.get(CapScope.MAILBOX_HOUR, 0),
+        new_recipients_today=used.get(CapScope.MAILBOX_NEW_DAY, 0),
+        campaign_today=used.get(CapScope.CAMPAIGN_DAY, 0),
+        tenant_today=used.get(CapScope.TENANT_DAY, 0),
+    )
+
+
+def reserve_send_slot(
+    uow: TenantUnitOfWork,
+    *,
+    mailbox: Mailbox,
+    recipient: str,
+    campaign_id: uuid.UUID | None,
+    caps: SendCaps,
+    clock: Clock = utc_now,
+) -> Reservation | CapRefusal:
+    """Hold one slot in every capped scope for a send to `recipient`, or say which cap is full.
+
+    Nothing is held after a refusal. The reservation commits with the caller's transaction.
+    """
+    reservation_id = uuid.uuid4()
+    now = clock()
+    savepoint = uow.session.begin_nested()
+    new_recipient = repository.record_first_contact(uow, mailbox.id, recipient, reservation_id)
+    keys = counter_keys(mailbox, campaign_id, now, new_recipient=new_recipient)
+    for key in keys:
+        cap = _cap_for(key.scope, caps)
+        if (cap is not None and cap <= 0) or repository.take_slot(uow, key, cap) is None:
+            savepoint.rollback()
+            return CapRefusal(
+                scope=key.scope,
+                cap=cap or 0,
+                window_start=key.window_start,
+                window_end=key.window_end,
+            )
+    repository.insert_reservation(
+        uow,
+        {
+            "id": reservation_id,
+            "mailbox_id": mailbox.id,
+            "campaign_id": campaign_id,
+            "recipient": recipient,
+            "new_recipient": new_recipient,
+            "counters": json.dumps([k.model_dump(mode="json") for k in keys]),
+        },
+    )
+    savepoint.commit()
+    return Reservation(
+        id=reservation_id,
+        mailbox_id=mailbox.id,
+        campaign_id=campaign_id,
+        recipient=recipient,
+        new_recipient=new_recipient,
+        counters=keys,
+    )
+
+
+def release(uow: TenantUnitOfWork, reservation: Reservation | uuid.UUID) -> bool:
+    """Give back the slots of a send that will not happen. Idempotent: False if the
+    reservation was already released or its send was consumed."""
+    reservation_id = reservation if isinstance(reservation, uuid.UUID) else reservation.id
+    settled = repository.settle_reservation(uow, reservation_id, "released")
+    if settled is None:
+        return False
+    for counter in settled["counters"]:
+        repository.give_back_slot(
+            uow, counter["scope"], counter["scope_key"], counter["window_start"]
+        )
+    if settled["new_recipient"]:
+        repository.forget_first_contact(
+            uow, settled["mailbox_id"], settled["recipient"], reservation_id
+        )
+    return True
+
+
+def consume(uow: TenantUnitOfWork, reservation: Reservation | uuid.UUID) -> bool:
+    """Mark the reservation's send as handed to the provider: it can no longer be released."""
+    reservation_id = reservation if isinstance(reservation, uuid.UUID) else reservation.id
+    return repository.settle_reservation(uow, reservation_id, "consumed") is not None

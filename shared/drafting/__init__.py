@@ -1,0 +1,1 @@
+"""Drafting: structured drafts with the facts they use, and content risk checks."""
