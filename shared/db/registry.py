@@ -6,8 +6,12 @@ from shared.campaigns import orm as campaigns_orm
 from shared.db import directory
 from shared.db.base import Base
 from shared.deliverability import orm as deliverability_orm
+from shared.drafting import orm as drafting_orm
 from shared.identity import orm as identity_orm
+from shared.llm import orm as llm_orm
+from shared.policy import orm as policy_orm
 from shared.prospects import orm as prospects_orm
+from shared.research import orm as research_orm
 
 ORM_MODULES = (
     audit_orm,
@@ -17,6 +21,10 @@ ORM_MODULES = (
     directory,
     deliverability_orm,
     approvals_orm,
+    policy_orm,
+    research_orm,
+    drafting_orm,
+    llm_orm,
 )
 
 metadata = Base.metadata

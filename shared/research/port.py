@@ -1,0 +1,44 @@
+"""Where facts about a prospect come from. Implementations: enrichment data (now), the
+Playwright research sandbox (its own issue), and an in-memory fake for tests."""
+
+from __future__ import annotations
+
+import uuid
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any, Protocol
+
+from shared.research.schemas import Fact
+
+
+@dataclass(frozen=True)
+class ResearchSubject:
+    prospect_id: uuid.UUID
+    email: str
+    first_name: str | None
+    last_name: str | None
+    title: str | None
+    company_id: uuid.UUID | None
+    company_name: str | None
+    company_domain: str | None
+    industry: str | None
+    prospect_enrichment: dict[str, Any]
+    company_enrichment: dict[str, Any]
+    known_since: datetime
+
+
+class ResearchSource(Protocol):
+    name: str
+
+    def gather(self, subject: ResearchSubject) -> list[Fact]:
+        """Facts about the subject, each with its source; never invented."""
+        ...
+
+
+@dataclass
+class InMemoryResearchSource:
+    name: str = "memory"
+    facts: list[Fact] = field(default_factory=list)
+
+    def gather(self, subject: ResearchSubject) -> list[Fact]:
+        return list(self.facts)
