@@ -4,9 +4,10 @@ from __future__ import annotations
 
 from fastapi import APIRouter
 
-from http_api import campaigns, identity, prospects
+from http_api import campaigns, identity, policies, prospects
 
 router = APIRouter(prefix="/v1")
 router.include_router(identity.router)
+router.include_router(policies.router)
 router.include_router(prospects.router)
 router.include_router(campaigns.router)

@@ -9,6 +9,8 @@ populated sample.
 
 from __future__ import annotations
 
+import uuid
+from datetime import datetime
 from enum import StrEnum
 from typing import Any
 
@@ -193,3 +195,166 @@ class Decision(BaseModel):
     pack_id: str = ""
     pack_version: int = 0
     input_hash: str = ""
+    # The policy_decisions row `decide` recorded ("" for dry runs), for approvals to cite.
+    decision_id: str = ""
+
+
+# Policy packs: what a tenant saves, and what the API answers with. (Additive to the
+# contract above: the gate builds against PolicyInput/Decision and never sees these.)
+
+RULE_ID_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9_.\-]{0,99}$"
+MAX_RULES_PER_PACK = 500
+MAX_EXPRESSION_LENGTH = 4096
+
+
+class ThrottleParams(BaseModel):
+    """Reduced caps a `throttle` rule imposes; several matching rules combine by minimum."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    daily: int | None = Field(default=None, ge=0)
+    hourly: int | None = Field(default=None, ge=0)
+    new_recipients: int | None = Field(default=None, ge=0)
+
+
+class PolicyRule(BaseModel):
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    id: str = Field(pattern=RULE_ID_PATTERN)
+    description: str = Field(default="", max_length=2000)
+    when: str = Field(min_length=1, max_length=MAX_EXPRESSION_LENGTH)
+    effect: Effect
+    reason: str = Field(min_length=1, max_length=1000)
+    params: ThrottleParams | None = None
+
+
+class PolicyPackDocument(BaseModel):
+    """A pack as written (YAML or JSON): an id, a description and ordered rules."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    id: str = Field(pattern=RULE_ID_PATTERN)
+    description: str = Field(default="", max_length=2000)
+    rules: list[PolicyRule] = Field(min_length=1, max_length=MAX_RULES_PER_PACK)
+
+
+class PackIssue(BaseModel):
+    """One reason a pack was refused: which rule, which field, and where in the expression."""
+
+    rule_id: str | None = None
+    field: str
+    message: str
+    line: int | None = None
+    column: int | None = None
+
+
+class PackSource(StrEnum):
+    BUILTIN = "builtin"
+    TENANT = "tenant"
+
+
+class PolicyPackRead(BaseModel):
+    id: uuid.UUID | None  # None for the shipped default, which no tenant row holds
+    pack_id: str
+    version: int
+    source: PackSource
+    description: str
+    rule_count: int
+    active: bool
+    source_sha256: str
+    created_at: datetime | None = None
+    created_by: dict[str, Any] | None = None
+
+
+class PolicyPackDetail(PolicyPackRead):
+    rules: list[PolicyRule]
+    text: str
+
+
+class PolicyPackList(BaseModel):
+    active: PolicyPackRead
+    versions: list[PolicyPackRead]
+
+
+class PackSelector(BaseModel):
+    """Which pack a dry run or backtest uses: unsaved text, a saved version, or the active one."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    text: str | None = Field(default=None, max_length=262_144)
+    version_id: uuid.UUID | None = None
+
+
+class PolicyTestRequest(PackSelector):
+    input: PolicyInput = Field(default_factory=PolicyInput)
+
+
+class PolicyTestResult(BaseModel):
+    decision: Decision
+    pack: PolicyPackRead | None  # None when the request tested unsaved text
+
+
+class BacktestBaseline(StrEnum):
+    RECORDED = "recorded"  # what was actually decided at the time
+    ACTIVE = "active"  # what the active pack would decide on the same inputs today
+
+
+class BacktestRequest(PackSelector):
+    limit: int = Field(default=1000, ge=1, le=10_000)
+    baseline: BacktestBaseline = BacktestBaseline.RECORDED
+    max_diffs: int = Field(default=200, ge=0, le=10_000)
+
+
+class FieldChange(BaseModel):
+    before: Any
+    after: Any
+
+
+class BacktestDiff(BaseModel):
+    decision_id: uuid.UUID
+    decided_at: datetime
+    action_type: str
+    stage: str
+    recipient_domain: str
+    outcome_before: str
+    outcome_after: str
+    changes: dict[str, FieldChange]
+    rules_added: list[str]
+    rules_removed: list[str]
+    errors_after: list[str]
+
+
+class BacktestReport(BaseModel):
+    pack_id: str
+    replayed: int
+    changed: int
+    unchanged: int
+    unreplayable: int  # recorded inputs the current input schema no longer accepts
+    newly_denied: int
+    newly_allowed: int
+    evaluation_errors: int
+    transitions: dict[str, int]  # "allow -> deny": count
+    field_changes: dict[str, int]  # field name: decisions where it changed
+    rule_hits: dict[str, int]  # rule id: decisions it matched under the proposed pack
+    diffs: list[BacktestDiff]
+    diffs_truncated: bool
+
+
+class KillSwitchChange(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    campaign_id: uuid.UUID | None = None
+    reason: str = Field(default="", max_length=1000)
+
+
+class KillSwitchScopeState(BaseModel):
+    campaign_id: uuid.UUID | None
+    active: bool
+    reason: str | None
+    changed_at: datetime | None
+    changed_by: dict[str, Any] | None
+
+
+class KillSwitchStatus(BaseModel):
+    tenant: KillSwitchScopeState
+    campaigns: list[KillSwitchScopeState]

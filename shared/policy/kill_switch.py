@@ -1,0 +1,161 @@
+"""The kill switch, tenant-wide and per campaign (issue 5 §6).
+
+"From the moment its activation commits, every policy check denies." Every policy check
+reads the tenant's switch row `FOR SHARE` (`kill_switch_state`), and every activation or
+release, of the tenant switch or of a campaign's, updates that row. The update waits for
+the decisions in flight (they commit first, so they were made before the activation), and a
+decision that starts while the update is pending waits for it and then reads the new state.
+Campaign rows are read after the tenant row's lock is held, in a new statement snapshot, so
+they are seen as of at least the activation's commit.
+
+Running orchestrations are told through `OrchestrationSignal` after the change commits;
+a lost signal only delays a stop until the orchestration's next policy check, which denies.
+"""
+
+from __future__ import annotations
+
+import logging
+import uuid
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from typing import Protocol
+
+from shared.audit.schemas import Actor, AuditEventType
+from shared.audit.service import AuditChain
+from shared.db.unit_of_work import TenantUnitOfWork
+from shared.errors import NotFound
+from shared.policy import repository
+from shared.policy.schemas import KillSwitchChange, KillSwitchScopeState, KillSwitchStatus
+
+log = logging.getLogger(__name__)
+
+
+class CampaignNotFound(NotFound):
+    code = "campaign_not_found"
+    title = "Campaign not found"
+
+
+class OrchestrationSignal(Protocol):
+    """Tells running orchestrations that a kill switch changed (the durable client's
+    `raise_event` in the app)."""
+
+    def signal_kill_switch(self, tenant_id: uuid.UUID, campaign_id: uuid.UUID | None) -> None: ...
+
+
+@dataclass
+class InMemoryOrchestrationSignal:
+    """Records signals instead of sending them: for tests and for hosts without orchestrations."""
+
+    signals: list[tuple[uuid.UUID, uuid.UUID | None]] = field(default_factory=list)
+
+    def signal_kill_switch(self, tenant_id: uuid.UUID, campaign_id: uuid.UUID | None) -> None:
+        self.signals.append((tenant_id, campaign_id))
+
+
+class LoggingOrchestrationSignal:
+    """Used until the app wires the durable client in: says so in the log, every time."""
+
+    def signal_kill_switch(self, tenant_id: uuid.UUID, campaign_id: uuid.UUID | None) -> None:
+        log.warning(
+            "kill switch changed for tenant %s campaign %s: no orchestration signal is "
+            "configured; orchestrations stop at their next policy check",
+            tenant_id,
+            campaign_id,
+        )
+
+
+def _campaign_uuid(campaign_id: str | uuid.UUID | None) -> uuid.UUID | None:
+    if campaign_id is None or isinstance(campaign_id, uuid.UUID):
+        return campaign_id
+    if not campaign_id:
+        return None
+    try:
+        return uuid.UUID(campaign_id)
+    except ValueError:
+        return None  # not a campaign this tenant could have switched off
+
+
+def kill_switch_state(
+    uow: TenantUnitOfWork, campaign_id: str | uuid.UUID | None = None
+) -> tuple[bool, bool]:
+    """(tenant switch active, campaign switch active), read inside the caller's transaction.
+
+    Holds a share lock on the tenant's switch row until that transaction ends: call it in
+    the same unit of work as the decision it guards (`decide` does)."""
+    tenant_active = repository.lock_tenant_switch_for_share(uow)
+    campaign = _campaign_uuid(campaign_id)
+    campaign_active = campaign is not None and repository.campaign_switch_active(uow, campaign)
+    return tenant_active, campaign_active
+
+
+def _now() -> datetime:
+    return datetime.now(UTC)
+
+
+def _change(
+    uow: TenantUnitOfWork, change: KillSwitchChange, actor: Actor, *, active: bool
+) -> KillSwitchStatus:
+    actor_json = actor.to_json()
+    reason = change.reason or None
+    now = _now()
+    if change.campaign_id is None:
+        was_active = repository.write_tenant_switch(
+            uow, active=active, reason=reason, actor=actor_json, changed_at=now
+        )
+    else:
+        if not repository.campaign_exists(uow, change.campaign_id):
+            raise CampaignNotFound(f"No campaign {change.campaign_id}.")
+        # Taking the tenant row first is what makes in-flight decisions finish before this.
+        repository.write_tenant_switch(
+            uow, active=None, reason=None, actor=actor_json, changed_at=now
+        )
+        was_active = repository.write_campaign_switch(
+            uow, change.campaign_id, active=active, reason=reason, actor=actor_json, changed_at=now
+        )
+    AuditChain.append(
+        uow,
+        AuditEventType.KILL_SWITCH_ACTIVATED if active else AuditEventType.KILL_SWITCH_RELEASED,
+        actor,
+        {
+            "scope": "tenant" if change.campaign_id is None else "campaign",
+            "campaign_id": str(change.campaign_id) if change.campaign_id else None,
+            "reason": reason,
+            "was_active": was_active,
+        },
+    )
+    return kill_switch_status(uow)
+
+
+def activate_kill_switch(
+    uow: TenantUnitOfWork, change: KillSwitchChange, actor: Actor
+) -> KillSwitchStatus:
+    """Activate the tenant switch (or a campaign's). Signal orchestrations after commit."""
+    return _change(uow, change, actor, active=True)
+
+
+def release_kill_switch(
+    uow: TenantUnitOfWork, change: KillSwitchChange, actor: Actor
+) -> KillSwitchStatus:
+    return _change(uow, change, actor, active=False)
+
+
+def kill_switch_status(uow: TenantUnitOfWork) -> KillSwitchStatus:
+    row = repository.tenant_switch(uow)
+    tenant = KillSwitchScopeState(
+        campaign_id=None,
+        active=bool(row and row.active),
+        reason=row.reason if row else None,
+        changed_at=row.changed_at if row else None,
+        changed_by=row.changed_by if row else None,
+    )
+    campaigns = [
+        KillSwitchScopeState(
+            campaign_id=switch.campaign_id,
+            active=switch.active,
+            reason=switch.reason,
+            changed_at=switch.changed_at,
+            changed_by=switch.changed_by,
+        )
+        for switch in repository.active_campaign_switches(uow)
+    ]
+    return KillSwitchStatus(tenant=tenant, campaigns=campaigns)

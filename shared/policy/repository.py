@@ -1,0 +1,233 @@
+"""Queries over pack versions, the active pack, recorded decisions and kill switches."""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import func, select, text
+from sqlalchemy.dialects.postgresql import insert
+
+from shared.campaigns.orm import Campaign
+from shared.db.unit_of_work import TenantUnitOfWork
+from shared.policy.orm import (
+    ActivePolicyPack,
+    CampaignKillSwitch,
+    KillSwitch,
+    PolicyDecisionRecord,
+    PolicyPackVersion,
+)
+
+_VERSION_LOCK = text("SELECT pg_advisory_xact_lock(hashtextextended(:key, 0))")
+
+
+@dataclass(frozen=True)
+class ActiveRef:
+    """Which saved version is active: enough to hit the compiled-pack cache without loading
+    the document."""
+
+    version_id: uuid.UUID
+    pack_id: str
+    version: int
+
+
+def lock_version_numbering(uow: TenantUnitOfWork) -> None:
+    """Serialize saves of one tenant so version numbers are consecutive (xact-scoped lock)."""
+    uow.execute(_VERSION_LOCK, {"key": f"asep.policy_pack_versions:{uow.tenant_id}"})
+
+
+def next_version(uow: TenantUnitOfWork) -> int:
+    current = uow.session.scalar(
+        select(func.max(PolicyPackVersion.version)).where(
+            PolicyPackVersion.tenant_id == uow.tenant_id
+        )
+    )
+    return int(current or 0) + 1
+
+
+def add_version(uow: TenantUnitOfWork, version: PolicyPackVersion) -> PolicyPackVersion:
+    uow.add(version)
+    uow.flush()
+    return version
+
+
+def get_version(uow: TenantUnitOfWork, version_id: uuid.UUID) -> PolicyPackVersion | None:
+    return uow.get(PolicyPackVersion, version_id)
+
+
+def list_versions(uow: TenantUnitOfWork) -> Sequence[PolicyPackVersion]:
+    return uow.session.scalars(
+        uow.scoped(PolicyPackVersion).order_by(PolicyPackVersion.version.desc())
+    ).all()
+
+
+def active_ref(uow: TenantUnitOfWork) -> ActiveRef | None:
+    row = uow.execute(
+        select(PolicyPackVersion.id, PolicyPackVersion.pack_id, PolicyPackVersion.version)
+        .join(
+            ActivePolicyPack,
+            (ActivePolicyPack.tenant_id == PolicyPackVersion.tenant_id)
+            & (ActivePolicyPack.pack_version_id == PolicyPackVersion.id),
+        )
+        .where(ActivePolicyPack.tenant_id == uow.tenant_id)
+    ).one_or_none()
+    if row is None:
+        return None
+    return ActiveRef(version_id=row[0], pack_id=row[1], version=row[2])
+
+
+def set_active(uow: TenantUnitOfWork, version_id: uuid.UUID, actor: dict[str, Any]) -> None:
+    statement = insert(ActivePolicyPack).values(
+        tenant_id=uow.tenant_id, pack_version_id=version_id, activated_by=actor
+    )
+    uow.execute(
+        statement.on_conflict_do_update(
+            index_elements=[ActivePolicyPack.tenant_id],
+            set_={
+                "pack_version_id": statement.excluded.pack_version_id,
+                "activated_by": statement.excluded.activated_by,
+                "activated_at": func.now(),
+            },
+        )
+    )
+
+
+def add_decision(uow: TenantUnitOfWork, record: PolicyDecisionRecord) -> PolicyDecisionRecord:
+    uow.add(record)
+    uow.flush()
+    return record
+
+
+def recent_decisions(uow: TenantUnitOfWork, limit: int) -> Sequence[PolicyDecisionRecord]:
+    return uow.session.scalars(
+        uow.scoped(PolicyDecisionRecord)
+        .order_by(PolicyDecisionRecord.decided_at.desc(), PolicyDecisionRecord.id)
+        .limit(limit)
+    ).all()
+
+
+# Kill switches. Raw row locks matter here, so these are explicit statements.
+
+
+def lock_tenant_switch_for_share(uow: TenantUnitOfWork) -> bool:
+    """The tenant switch's state, holding a share lock on its row until the transaction ends.
+
+    The row is created on first use: a lock can only be taken on a row that exists, and an
+    activation must find one to update (and wait on)."""
+    query = (
+        select(KillSwitch.active)
+        .where(KillSwitch.tenant_id == uow.tenant_id)
+        .with_for_update(read=True)
+    )
+    active = uow.session.scalar(query)
+    if active is None:
+        uow.execute(
+            insert(KillSwitch)
+            .values(tenant_id=uow.tenant_id)
+            .on_conflict_do_nothing(index_elements=[KillSwitch.tenant_id])
+        )
+        active = uow.session.scalar(query)
+    return bool(active)
+
+
+def campaign_switch_active(uow: TenantUnitOfWork, campaign_id: uuid.UUID) -> bool:
+    active = uow.session.scalar(
+        select(CampaignKillSwitch.active).where(
+            CampaignKillSwitch.tenant_id == uow.tenant_id,
+            CampaignKillSwitch.campaign_id == campaign_id,
+        )
+    )
+    return bool(active)
+
+
+def write_tenant_switch(
+    uow: TenantUnitOfWork,
+    *,
+    active: bool | None,
+    reason: str | None,
+    actor: dict[str, Any],
+    changed_at: datetime,
+) -> bool:
+    """Update (creating if needed) the tenant row, which waits for every decision holding it
+    FOR SHARE. `active=None` only bumps the generation (a campaign switch changing). Returns
+    whether the tenant switch was active before."""
+    previous = uow.session.scalar(
+        select(KillSwitch.active).where(KillSwitch.tenant_id == uow.tenant_id).with_for_update()
+    )
+    values: dict[str, Any] = {"tenant_id": uow.tenant_id, "generation": 1}
+    updates: dict[str, Any] = {"generation": KillSwitch.generation + 1}
+    if active is not None:
+        values |= {"active": active, "reason": reason, "changed_at": changed_at}
+        values["changed_by"] = actor
+        updates |= {
+            "active": active,
+            "reason": reason,
+            "changed_at": changed_at,
+            "changed_by": actor,
+        }
+    uow.execute(
+        insert(KillSwitch)
+        .values(**values)
+        .on_conflict_do_update(index_elements=[KillSwitch.tenant_id], set_=updates)
+    )
+    return bool(previous)
+
+
+def write_campaign_switch(
+    uow: TenantUnitOfWork,
+    campaign_id: uuid.UUID,
+    *,
+    active: bool,
+    reason: str | None,
+    actor: dict[str, Any],
+    changed_at: datetime,
+) -> bool:
+    previous = campaign_switch_active(uow, campaign_id)
+    values = {
+        "active": active,
+        "reason": reason,
+        "changed_at": changed_at,
+        "changed_by": actor,
+    }
+    uow.execute(
+        insert(CampaignKillSwitch)
+        .values(id=uuid.uuid4(), tenant_id=uow.tenant_id, campaign_id=campaign_id, **values)
+        .on_conflict_do_update(
+            index_elements=[CampaignKillSwitch.tenant_id, CampaignKillSwitch.campaign_id],
+            set_=values,
+        )
+    )
+    return previous
+
+
+def campaign_exists(uow: TenantUnitOfWork, campaign_id: uuid.UUID) -> bool:
+    return uow.get(Campaign, campaign_id) is not None
+
+
+def tenant_switch(uow: TenantUnitOfWork) -> KillSwitch | None:
+    # populate_existing: the switches are written with Core upserts the identity map misses.
+    return uow.session.scalars(
+        select(KillSwitch)
+        .where(KillSwitch.tenant_id == uow.tenant_id)
+        .execution_options(populate_existing=True)
+    ).one_or_none()
+
+
+def active_campaign_switches(uow: TenantUnitOfWork) -> Sequence[CampaignKillSwitch]:
+    return uow.session.scalars(
+        uow.scoped(CampaignKillSwitch)
+        .where(CampaignKillSwitch.active.is_(True))
+        .order_by(CampaignKillSwitch.changed_at)
+        .execution_options(populate_existing=True)
+    ).all()
+
+
+def campaign_switch(uow: TenantUnitOfWork, campaign_id: uuid.UUID) -> CampaignKillSwitch | None:
+    return uow.session.scalars(
+        uow.scoped(CampaignKillSwitch)
+        .where(CampaignKillSwitch.campaign_id == campaign_id)
+        .execution_options(populate_existing=True)
+    ).one_or_none()
