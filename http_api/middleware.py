@@ -73,26 +73,35 @@ class RequestContextMiddleware:
 class BodySizeLimitMiddleware:
     """Refuses bodies over `max_bytes` with 413, by Content-Length or by counting chunks."""
 
-    def __init__(self, app: ASGIApp, max_bytes: int) -> None:
+    def __init__(
+        self, app: ASGIApp, max_bytes: int, larger_for: dict[str, int] | None = None
+    ) -> None:
         self.app = app
         self.max_bytes = max_bytes
-        self._detail = f"The request body exceeds {max_bytes} bytes."
+        # Path suffixes (e.g. "/import") whose uploads may be larger than ordinary bodies.
+        self.larger_for = larger_for or {}
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
             await self.app(scope, receive, send)
             return
+        path: str = scope.get("path", "")
+        limit = next(
+            (size for suffix, size in self.larger_for.items() if path.endswith(suffix)),
+            self.max_bytes,
+        )
+        detail = f"The request body exceeds {limit} bytes."
         declared = next(
             (value for key, value in scope.get("headers", []) if key.lower() == b"content-length"),
             None,
         )
-        if declared is not None and declared.isdigit() and int(declared) > self.max_bytes:
+        if declared is not None and declared.isdigit() and int(declared) > limit:
             response = problem_response(
                 Request(scope),
                 status=413,
                 code="payload_too_large",
                 title="Payload too large",
-                detail=self._detail,
+                detail=detail,
             )
             await response(scope, receive, send)
             return
@@ -103,8 +112,8 @@ class BodySizeLimitMiddleware:
             message = await receive()
             if message["type"] == "http.request":
                 received += len(message.get("body", b""))
-                if received > self.max_bytes:
-                    raise HTTPException(413, self._detail)
+                if received > limit:
+                    raise HTTPException(413, detail)
             return message
 
         await self.app(scope, counting_receive, send)

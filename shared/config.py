@@ -39,6 +39,8 @@ class Settings(BaseSettings):
     port: int = Field(default=7071, validation_alias="PORT")
     log_level: str = "INFO"
     max_body_bytes: int = 1_048_576
+    # Imports stream into a spooled file; Azure Functions caps requests at 100 MB.
+    max_import_bytes: int = 100 * 1_048_576
     demo_tenant_slug: str = "demo"
 
     # Audit checkpoints: Blob (connection string for Azurite/keys, or account URL with managed

@@ -172,3 +172,41 @@ def test_tenants_do_not_share_prospects_or_companies(tenant: TenantRead) -> None
     assert (report.imported, report.companies_created) == (3, 2)
     assert counts(other) == (3, 2)
     assert uuid.UUID(str(other.id)) != tenant.id
+
+
+def test_import_over_http_reports_rows_and_honours_suppression(tenant: TenantRead) -> None:
+    from fastapi.testclient import TestClient
+
+    from http_api.app import create_app
+    from shared.identity import dev_issuer
+    from shared.identity.model import Role
+
+    headers = {"Authorization": f"Bearer {dev_issuer.dev_token(tenant.slug, Role.REVOPS)}"}
+    with TestClient(create_app(), raise_server_exceptions=False) as client:
+        suppressed = client.post(
+            "/v1/suppressions", json={"kind": "address", "value": "bo@acme.com"}, headers=headers
+        )
+        assert suppressed.status_code == 201, suppressed.text
+        raw = client.post(
+            "/v1/prospects/import",
+            content=GOOD,
+            headers={**headers, "content-type": "text/csv"},
+        )
+        assert raw.status_code == 200, raw.text
+        assert (raw.json()["imported"], raw.json()["suppressed"]) == (3, 1)
+        multipart = client.post(
+            "/v1/prospects/import",
+            files={"file": ("prospects.csv", GOOD, "text/csv")},
+            headers=headers,
+        )
+        assert multipart.status_code == 200, multipart.text
+        assert multipart.json()["already_present"] == 3
+        unreadable = client.post(
+            "/v1/prospects/import",
+            content=b"name\nAna\n",
+            headers={**headers, "content-type": "text/csv"},
+        )
+        assert unreadable.status_code == 422
+        assert unreadable.json()["code"] == "csv_unreadable"
+        listed = client.get("/v1/prospects?status=suppressed", headers=headers).json()
+        assert [p["email"] for p in listed["items"]] == ["bo@acme.com"]
