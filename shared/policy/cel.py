@@ -52,8 +52,7 @@ def compile_expression(source: str) -> cel.Program:
         found = _POSITION.search(str(exc))
         if found is None:
             raise CelSyntaxError(str(exc), None, None) from exc
-        # The crate reports columns 0-based; editors count from 1.
-        line, column, message = int(found.group(1)), int(found.group(2)) + 1, found.group(3)
+        line, column, message = int(found.group(1)), int(found.group(2)), found.group(3)
         raise CelSyntaxError(message.strip(), line, column) from exc
 
 

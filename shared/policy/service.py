@@ -346,7 +346,7 @@ def _replay(
         label_before = outcome_label(before, record.action_type)
         label_after = outcome_label(after, record.action_type)
         transitions[f"{label_before} -> {label_after}"] += 1
-        field_changes.update(fields)
+        field_changes.update(fields.keys())
         newly_denied += bool(before.get("allowed")) and not after["allowed"]
         newly_allowed += not before.get("allowed") and bool(after["allowed"])
         if len(diffs) < max_diffs:

@@ -1,0 +1,345 @@
+"""The outbound gate: the one check every send passes, at the moment of sending.
+
+`check_send` runs in the caller's unit of work (the send activity's one transaction) and, in
+order: takes the kill switch's share lock and reads it; reads the mailbox, the recipient's
+suppression status and history, the current counters, the draft's content risk and the
+approval behind it; builds the `PolicyInput`; asks the engine to `decide` (which audits the
+decision); and, only when the decision allows the send, reserves the send slot under the
+caps in force. If the reservation fails, the send is refused and the refusal is audited.
+
+Everything commits together: an allowed result and its reservation exist only if the whole
+transaction commits, and the kill switch's share lock is held until then, so an activation
+(which updates that row) waits for in-flight checks and every check after it sees it.
+"""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Callable
+from datetime import datetime
+from enum import StrEnum
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
+
+from shared.approvals.orm import Approval
+from shared.approvals.service import is_step_template_approved
+from shared.audit.schemas import Actor, AuditEventType
+from shared.audit.service import AuditChain
+from shared.campaigns.orm import Campaign
+from shared.campaigns.schemas import CampaignMode, CampaignSettings
+from shared.config import get_settings
+from shared.db.unit_of_work import TenantUnitOfWork
+from shared.deliverability import repository as deliverability_repository
+from shared.deliverability import service as caps
+from shared.deliverability import suppression
+from shared.deliverability.model import domain_of, normalize_address
+from shared.deliverability.orm import Mailbox
+from shared.deliverability.schemas import CapRefusal, MailboxUsage, Reservation
+from shared.drafting.risk import DraftText, RiskSettings, assess_content
+from shared.errors import NotFound, ValidationFailed
+from shared.identity import repository as identity_repository
+from shared.policy.kill_switch import kill_switch_state
+from shared.policy.schemas import (
+    ActionInput,
+    ActionType,
+    ActorInput,
+    CampaignInput,
+    Decision,
+    EvidenceInput,
+    MailboxInput,
+    PolicyInput,
+    RecipientInput,
+    Stage,
+    TenantInput,
+)
+from shared.policy.service import decide
+
+Clock = Callable[[], datetime]
+TENANT_DAILY_CAP_SETTING = "daily_send_cap"
+CAMPAIGN_DAILY_CAP_SETTING = "daily_send_cap"
+
+
+class GateOutcome(StrEnum):
+    ALLOWED = "allowed"
+    DENIED = "denied"
+    APPROVAL_REQUIRED = "approval_required"
+    CANARY_REQUIRED = "canary_required"
+    CAP_REFUSED = "cap_refused"
+
+
+class SendRequest(BaseModel):
+    """One message about to be handed to a mailbox provider."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    action_id: str = Field(min_length=1, max_length=200, description="The send intent's id")
+    mailbox_id: uuid.UUID
+    recipient: str
+    campaign_id: uuid.UUID | None = None
+    prospect_id: uuid.UUID | None = None
+    sequence_step: int = Field(default=0, ge=0)
+    touch_number: int = Field(default=1, ge=1)
+    template_hash: str | None = None
+    approval_mode: Literal["once", "every_time"] = "every_time"
+    approval_id: uuid.UUID | None = Field(
+        default=None, description="The approval granted for this message, if one was asked for"
+    )
+    subject: str
+    body: str
+    evidence: EvidenceInput = Field(default_factory=EvidenceInput)
+    recipient_region: str = ""
+    replied_before: bool = False
+    bounced_before: bool = False
+    canary_send: bool = Field(default=False, description="Part of the campaign's canary batch")
+    canary_passed: bool = False
+
+
+class GateResult(BaseModel):
+    outcome: GateOutcome
+    decision: Decision
+    reservation: Reservation | None = None
+    cap_refusal: CapRefusal | None = None
+    policy_input: PolicyInput
+
+    @property
+    def allowed(self) -> bool:
+        return self.outcome is GateOutcome.ALLOWED
+
+
+class GateRequestInvalid(ValidationFailed):
+    code = "send_request_invalid"
+    title = "Send request invalid"
+
+
+class GateMailboxNotFound(NotFound):
+    code = "mailbox_not_found"
+    title = "Mailbox not found"
+
+
+def _tenant_settings(uow: TenantUnitOfWork) -> tuple[dict[str, Any], str]:
+    tenant = identity_repository.get_current_tenant(uow)
+    if tenant is None:
+        raise NotFound("Tenant not found.")
+    return dict(tenant.settings or {}), tenant.plan
+
+
+def _campaign(uow: TenantUnitOfWork, campaign_id: uuid.UUID | None) -> Campaign | None:
+    return uow.get(Campaign, campaign_id) if campaign_id is not None else None
+
+
+def _campaign_settings(campaign: Campaign | None) -> tuple[CampaignSettings, dict[str, Any]]:
+    if campaign is None:
+        return CampaignSettings(mode=CampaignMode.FULL), {}
+    raw = dict(campaign.settings or {})
+    try:
+        return CampaignSettings.model_validate(raw), raw
+    except ValidationError:
+        # A campaign whose settings no longer validate is held to the strictest reading.
+        return CampaignSettings(mode=CampaignMode.PILOT, draft_only=True), raw
+
+
+def _optional_cap(settings: dict[str, Any], key: str) -> int | None:
+    value = settings.get(key)
+    return int(value) if isinstance(value, int) and value >= 0 else None
+
+
+def _approval_granted(uow: TenantUnitOfWork, request: SendRequest) -> bool:
+    if request.approval_id is None:
+        return False
+    approval = uow.get(Approval, request.approval_id)
+    return (
+        approval is not None
+        and approval.status == "approved"
+        and approval.campaign_id == request.campaign_id
+        and (approval.prospect_id is None or approval.prospect_id == request.prospect_id)
+    )
+
+
+def build_policy_input(
+    uow: TenantUnitOfWork,
+    request: SendRequest,
+    actor: Actor,
+    *,
+    mailbox: Mailbox,
+    recipient: str,
+    kill_switches: tuple[bool, bool],
+    usage: MailboxUsage,
+    tenant_settings: dict[str, Any],
+    tenant_plan: str,
+    campaign: Campaign | None,
+) -> PolicyInput:
+    tenant_active, campaign_active = kill_switches
+    campaign_settings, _ = _campaign_settings(campaign)
+    constraints = campaign_settings.constraints
+    status = suppression.check(uow, recipient)
+    domain = domain_of(recipient)
+    template_approved = bool(
+        request.campaign_id is not None
+        and request.template_hash
+        and is_step_template_approved(
+            uow, request.campaign_id, request.sequence_step, request.template_hash
+        )
+    )
+    risk_settings = RiskSettings.from_tenant_settings(
+        tenant_settings,
+        unsubscribe_markers=(get_settings().public_base_url.rstrip("/") + "/u/",),
+        allowed=(mailbox.address,),
+    )
+    return PolicyInput(
+        actor=ActorInput(type=actor.type.value, id=actor.id),
+        action=ActionInput(
+            type=ActionType.SEND,
+            stage=Stage.SEND,
+            campaign_id=str(request.campaign_id or ""),
+            sequence_step=request.sequence_step,
+            touch_number=request.touch_number,
+            is_first_touch=request.touch_number == 1,
+            approval_mode=request.approval_mode,
+            step_template_approved=template_approved,
+        ),
+        tenant=TenantInput(
+            id=str(uow.tenant_id),
+            plan=tenant_plan,
+            draft_only=bool(tenant_settings.get("draft_only", False)),
+            kill_switch_active=tenant_active,
+            dedupe_window_days=int(tenant_settings.get("dedupe_window_days", 30)),
+        ),
+        campaign=CampaignInput(
+            id=str(campaign.id) if campaign else "",
+            status=campaign.status if campaign else "active",
+            mode=campaign_settings.mode.value,
+            allowed_domains=list(constraints.allowed_domains),
+            excluded_domains=list(constraints.excluded_domains),
+            regions=list(constraints.regions),
+            kill_switch_active=campaign_active,
+            canary_enabled=campaign is not None and campaign_settings.canary.enabled,
+            canary_passed=request.canary_passed,
+            draft_only=campaign_settings.draft_only,
+        ),
+        mailbox=MailboxInput(
+            id=str(mailbox.id),
+            provider=mailbox.provider,
+            time_zone=mailbox.time_zone,
+            health_score=mailbox.health_score,
+            bounce_rate=mailbox.bounce_rate,
+            complaint_rate=mailbox.complaint_rate,
+            sent_today=usage.sent_today,
+            sent_this_hour=usage.sent_this_hour,
+            new_recipients_today=usage.new_recipients_today,
+            daily_cap=mailbox.daily_cap,
+            hourly_cap=mailbox.hourly_cap,
+            new_recipients_cap=mailbox.new_recipients_cap,
+        ),
+        recipient=RecipientInput(
+            email=recipient,
+            domain=domain,
+            tld=domain.rsplit(".", 1)[-1],
+            region=request.recipient_region,
+            suppressed=status.suppressed,
+            suppression_scope=status.scope,
+            suppression_reason=status.reason,
+            previously_contacted=deliverability_repository.has_contacted(
+                uow, mailbox.id, recipient
+            ),
+            replied_before=request.replied_before,
+            bounced_before=request.bounced_before or status.reason == "bounce",
+            unsubscribed=status.reason == "unsubscribe",
+        ),
+        content=assess_content(DraftText(request.subject, request.body), risk_settings),
+        evidence=request.evidence,
+    )
+
+
+def check_send(
+    uow: TenantUnitOfWork,
+    request: SendRequest,
+    actor: Actor,
+    *,
+    clock: Clock = caps.utc_now,
+) -> GateResult:
+    """Decide one send and, if it may go, hold its slot. Call inside the send's transaction."""
+    try:
+        recipient = normalize_address(request.recipient)
+    except ValueError as exc:
+        raise GateRequestInvalid(f"recipient: {exc}") from exc
+    kill_switches = kill_switch_state(uow, request.campaign_id)
+    mailbox = deliverability_repository.get_mailbox(uow, request.mailbox_id)
+    if mailbox is None:
+        raise GateMailboxNotFound()
+    tenant_settings, tenant_plan = _tenant_settings(uow)
+    campaign = _campaign(uow, request.campaign_id)
+    policy_input = build_policy_input(
+        uow,
+        request,
+        actor,
+        mailbox=mailbox,
+        recipient=recipient,
+        kill_switches=kill_switches,
+        usage=caps.usage(uow, mailbox, request.campaign_id, clock),
+        tenant_settings=tenant_settings,
+        tenant_plan=tenant_plan,
+        campaign=campaign,
+    )
+    decision = decide(uow, policy_input, actor)
+    outcome = _outcome(uow, request, decision)
+    if outcome is not GateOutcome.ALLOWED:
+        return GateResult(outcome=outcome, decision=decision, policy_input=policy_input)
+    _, campaign_raw = _campaign_settings(campaign)
+    reduced = decision.reduced_caps
+    send_caps = caps.mailbox_caps(
+        mailbox,
+        campaign_daily=_optional_cap(campaign_raw, CAMPAIGN_DAILY_CAP_SETTING),
+        tenant_daily=_optional_cap(tenant_settings, TENANT_DAILY_CAP_SETTING),
+        reduced_daily=reduced.daily,
+        reduced_hourly=reduced.hourly,
+        reduced_new_recipients=reduced.new_recipients,
+    )
+    reserved = caps.reserve_send_slot(
+        uow,
+        mailbox=mailbox,
+        recipient=recipient,
+        campaign_id=request.campaign_id,
+        caps=send_caps,
+        clock=clock,
+    )
+    if isinstance(reserved, CapRefusal):
+        AuditChain.append(
+            uow,
+            AuditEventType.SEND_CAP_REFUSED,
+            actor,
+            {
+                "action_id": request.action_id,
+                "decision_id": decision.decision_id,
+                "mailbox_id": str(mailbox.id),
+                "campaign_id": str(request.campaign_id) if request.campaign_id else None,
+                "scope": reserved.scope.value,
+                "cap": reserved.cap,
+                "window_start": reserved.window_start.isoformat(),
+                "retry_at": reserved.retry_at.isoformat(),
+            },
+        )
+        return GateResult(
+            outcome=GateOutcome.CAP_REFUSED,
+            decision=decision,
+            cap_refusal=reserved,
+            policy_input=policy_input,
+        )
+    return GateResult(
+        outcome=GateOutcome.ALLOWED,
+        decision=decision,
+        reservation=reserved,
+        policy_input=policy_input,
+    )
+
+
+def _outcome(uow: TenantUnitOfWork, request: SendRequest, decision: Decision) -> GateOutcome:
+    if not decision.allowed:
+        return GateOutcome.DENIED
+    # A person may already have looked at this message (approve every time, manual review).
+    needs_person = decision.approval_required or decision.require_manual_review
+    if needs_person and not _approval_granted(uow, request):
+        return GateOutcome.APPROVAL_REQUIRED
+    if decision.require_canary and not request.canary_send:
+        return GateOutcome.CANARY_REQUIRED
+    return GateOutcome.ALLOWED
