@@ -245,8 +245,10 @@ def _json_number_ready(value: Any) -> Any:
     """
     if isinstance(value, float):
         magnitude = abs(value)
-        if value.is_integer() and magnitude <= _MAX_SAFE_INT:
-            return int(value)
+        if value.is_integer():
+            if magnitude <= _MAX_SAFE_INT:
+                return int(value)
+            raise _NeedsFullCanonicalizer
         if 1e-4 <= magnitude < 1e16:
             return value
         raise _NeedsFullCanonicalizer

@@ -10,7 +10,7 @@ from typing import Any
 import cel
 import pytest
 import rfc8785
-from hypothesis import given, settings
+from hypothesis import example, given, settings
 from hypothesis import strategies as st
 
 from shared.policy.model import (
@@ -281,6 +281,7 @@ text = st.text(max_size=12)
     domain=text,
     claims=st.lists(text, max_size=3),
 )
+@example(confidence=1e-5, health=2.0**53, count=2**53, domain="é", claims=["\u2028"])
 def test_fast_canonical_json_matches_rfc8785(
     confidence: float, health: float, count: int, domain: str, claims: list[str]
 ) -> None:
