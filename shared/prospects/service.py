@@ -25,7 +25,7 @@ from shared.prospects.schemas import (
     ProspectUpdate,
 )
 
-BATCH_ROWS = 1000
+BATCH_ROWS = 5000
 # Which of these addresses (lowercase) may never be contacted: address or domain suppression.
 SuppressionLookup = Callable[[TenantUnitOfWork, Sequence[str]], set[str]]
 
@@ -109,13 +109,13 @@ def import_prospects(
                     "last_name": row.last_name,
                     "title": row.title,
                     "company_id": company_ids[row.company_domain],
-                    "source": source,
                     "time_zone": row.time_zone,
                     "status": "suppressed" if row.email in blocked else "active",
                     "enrichment": row.enrichment,
                 }
                 for row in good
             ],
+            source=source,
         )
         imported += len(inserted)
         already_present += len(good) - len(inserted)
