@@ -258,8 +258,10 @@ def decide(uow: TenantUnitOfWork, policy_input: PolicyInput, actor: Actor) -> De
             "matched_rules": matched,
             "decision": summary,
             "reasons": [reason.model_dump(mode="json") for reason in decision.reasons],
+            # The input itself (recipient addresses, content) is personal data and the chain
+            # is immutable, so it lives in policy_decisions, where erasure is possible; its
+            # RFC 8785 hash here proves that record was not altered afterwards.
             "input_hash": decision.input_hash,
-            "input": activation,
         },
     )
     repository.add_decision(

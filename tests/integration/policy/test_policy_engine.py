@@ -25,6 +25,7 @@ from shared.identity.model import Role
 from shared.identity.schemas import TenantCreate
 from shared.identity.service import provision_tenant
 from shared.policy.kill_switch import InMemoryOrchestrationSignal, kill_switch_state
+from shared.policy.model import input_hash
 from shared.policy.orm import PolicyDecisionRecord
 from shared.policy.service import decide
 from tests.integration.identity.conftest import bearer
@@ -211,11 +212,12 @@ def test_decide_records_the_input_and_audits_the_decision(slug: str) -> None:
     }
     assert "first-touch-approval" in payload["matched_rules"]
     assert payload["decision"]["approval_required"] is True
-    assert payload["input"] == first_touch.activation()
+    assert "input" not in payload, "personal data stays out of the immutable chain"
     with tenant_unit_of_work(tenant) as uow:
         record = uow.get(PolicyDecisionRecord, uuid.UUID(decision.decision_id))
         assert record is not None
         assert record.input == first_touch.activation()
+        assert input_hash(record.input) == payload["input_hash"]
         assert record.audit_seq == event.seq
 
 
