@@ -5,9 +5,11 @@ from __future__ import annotations
 from fastapi import APIRouter
 
 from http_api import campaigns, identity, policies, prospects
+from http_api import sandbox as sandbox_routes
 
 router = APIRouter(prefix="/v1")
 router.include_router(identity.router)
 router.include_router(policies.router)
 router.include_router(prospects.router)
 router.include_router(campaigns.router)
+router.include_router(sandbox_routes.router)

@@ -61,6 +61,10 @@ class AuditEventType(StrEnum):
     UNSUBSCRIBED = "UNSUBSCRIBED"
     SEND_CAP_REFUSED = "SEND_CAP_REFUSED"
     APPROVAL_EXPIRED = "APPROVAL_EXPIRED"
+    # Mail: effectively-once send and inbound.
+    SEND_DRAFTED = "SEND_DRAFTED"
+    SEND_RECONCILED = "SEND_RECONCILED"
+    INBOUND_STORED = "INBOUND_STORED"
 
 
 class ActorType(StrEnum):

@@ -2,6 +2,7 @@
 
 from shared.approvals import orm as approvals_orm
 from shared.audit import orm as audit_orm
+from shared.calendar import orm as calendar_orm
 from shared.campaigns import orm as campaigns_orm
 from shared.db import directory
 from shared.db.base import Base
@@ -9,6 +10,7 @@ from shared.deliverability import orm as deliverability_orm
 from shared.drafting import orm as drafting_orm
 from shared.identity import orm as identity_orm
 from shared.llm import orm as llm_orm
+from shared.mail import orm as mail_orm
 from shared.policy import orm as policy_orm
 from shared.prospects import orm as prospects_orm
 from shared.research import orm as research_orm
@@ -21,6 +23,8 @@ ORM_MODULES = (
     directory,
     deliverability_orm,
     approvals_orm,
+    mail_orm,
+    calendar_orm,
     policy_orm,
     research_orm,
     drafting_orm,

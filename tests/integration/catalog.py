@@ -12,6 +12,7 @@ import itertools
 import re
 import uuid
 from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import psycopg
@@ -22,6 +23,7 @@ DIRECTORY_COMMENT = "asep:directory"
 SCHEMAS_WITH_APP_DATA = ("public",)
 
 _counter = itertools.count(1)
+_EPOCH = datetime(2026, 1, 1, tzinfo=UTC)
 
 
 @dataclass
@@ -31,6 +33,7 @@ class Column:
     nullable: bool
     has_default: bool
     max_length: int | None
+    element_type: str | None = None  # for arrays: the element's udt name ("uuid", "int4")
 
 
 @dataclass
@@ -80,16 +83,18 @@ def tenant_tables(conn: psycopg.Connection[Any]) -> dict[str, Table]:
 
 
 def _describe(conn: psycopg.Connection[Any], table: Table) -> None:
-    for name, data_type, nullable, default, max_length in conn.execute(
+    for name, data_type, nullable, default, max_length, udt in conn.execute(
         """
-        SELECT column_name, data_type, is_nullable = 'YES', column_default IS NOT NULL,
-               character_maximum_length
+        SELECT column_name, data_type, is_nullable = 'YES',
+               column_default IS NOT NULL OR is_identity = 'YES', character_maximum_length,
+               udt_name
         FROM information_schema.columns WHERE table_schema = 'public' AND table_name = %s
         ORDER BY ordinal_position
         """,
         (table.name,),
     ):
-        table.columns.append(Column(name, data_type, nullable, default, max_length))
+        element = udt[1:] if data_type == "ARRAY" and udt.startswith("_") else None
+        table.columns.append(Column(name, data_type, nullable, default, max_length, element))
     for kind, definition, columns, parent, parent_columns in conn.execute(
         """
         SELECT con.contype, pg_get_constraintdef(con.oid),
@@ -137,12 +142,18 @@ def _value(table: Table, column: Column) -> Any:
             return False
         case "jsonb" | "json":
             return Jsonb({})
+        case "ARRAY" if column.element_type == "uuid":
+            return [uuid.uuid4()]
+        case "ARRAY" if column.element_type in {"int2", "int4", "int8", "numeric"}:
+            return [n]
         case "ARRAY":
             return [f"v{n}"]
         case "bytea":
             return uuid.uuid4().bytes
         case "timestamp with time zone" | "timestamp without time zone" | "date":
-            return "2026-01-01T00:00:00Z"
+            # Increasing, so a later column (ends_at) follows an earlier one (starts_at) and
+            # checks such as `ends_at > starts_at` hold.
+            return _EPOCH + timedelta(minutes=n)
         case _:
             raise NotImplementedError(
                 f"catalog row builder: teach it {column.data_type} ({table.name}.{column.name})"

@@ -1,0 +1,1 @@
+"""Calendar: the Calendar port (Google, Graph, sandbox), free/busy and invitations."""
