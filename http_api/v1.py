@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from fastapi import APIRouter
 
-from http_api import campaigns, identity, policies, prospects
+from http_api import approvals, campaigns, identity, policies, prospects, suppressions
 from http_api import sandbox as sandbox_routes
 
 router = APIRouter(prefix="/v1")
@@ -12,4 +12,6 @@ router.include_router(identity.router)
 router.include_router(policies.router)
 router.include_router(prospects.router)
 router.include_router(campaigns.router)
+router.include_router(suppressions.router)
+router.include_router(approvals.router)
 router.include_router(sandbox_routes.router)

@@ -6,13 +6,11 @@ chain is append-only, and an erasure request must not leave personal data in it.
 
 from __future__ import annotations
 
-import base64
 import csv
 import hashlib
 import io
 import uuid
 from collections.abc import Sequence
-from datetime import datetime
 from typing import Any
 
 from shared.audit.schemas import Actor, AuditEventType
@@ -35,6 +33,7 @@ from shared.deliverability.schemas import (
     SuppressionStatus,
 )
 from shared.errors import Conflict, NotFound, ValidationFailed
+from shared.pagination import decode_time_cursor, encode_time_cursor
 
 IMPORT_MAX_ROWS = 50_000
 VALUE_COLUMNS = ("value", "email", "address", "domain")
@@ -61,11 +60,6 @@ class RecipientOptOut(Conflict):
 class InvalidSuppression(ValidationFailed):
     code = "invalid_suppression"
     title = "Invalid suppression"
-
-
-class InvalidCursor(ValidationFailed):
-    code = "invalid_cursor"
-    title = "Invalid cursor"
 
 
 class InvalidImport(ValidationFailed):
@@ -159,20 +153,6 @@ def remove_suppression(uow: TenantUnitOfWork, suppression_id: uuid.UUID, actor: 
     AuditChain.append(uow, AuditEventType.SUPPRESSION_REMOVED, actor, payload)
 
 
-def _encode_cursor(created_at: datetime, row_id: uuid.UUID) -> str:
-    raw = f"{created_at.isoformat()}|{row_id}".encode()
-    return base64.urlsafe_b64encode(raw).decode("ascii").rstrip("=")
-
-
-def _decode_cursor(cursor: str) -> tuple[datetime, uuid.UUID]:
-    try:
-        raw = base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4)).decode()
-        created_at, row_id = raw.split("|")
-        return datetime.fromisoformat(created_at), uuid.UUID(row_id)
-    except ValueError as exc:
-        raise InvalidCursor("The cursor is not one this API returned.") from exc
-
-
 def list_suppressions(
     uow: TenantUnitOfWork,
     *,
@@ -181,7 +161,7 @@ def list_suppressions(
     kind: SuppressionKind | None = None,
     reason: str | None = None,
 ) -> SuppressionPage:
-    after = _decode_cursor(cursor) if cursor else None
+    after = decode_time_cursor(cursor) if cursor else None
     rows = repository.list_suppressions(
         uow,
         after=after,
@@ -190,7 +170,9 @@ def list_suppressions(
         reason=reason,
     )
     items = [SuppressionRead.model_validate(row) for row in rows[:limit]]
-    next_cursor = _encode_cursor(items[-1].created_at, items[-1].id) if len(rows) > limit else None
+    next_cursor = (
+        encode_time_cursor(items[-1].created_at, items[-1].id) if len(rows) > limit else None
+    )
     return SuppressionPage(items=items, next_cursor=next_cursor)
 
 
