@@ -36,6 +36,10 @@ def create_app() -> FastAPI:
     publish_permissions(app)
     # The last added is the outermost: ids exist before the size check or an error answers.
     app.add_middleware(UnhandledErrorMiddleware)
-    app.add_middleware(BodySizeLimitMiddleware, max_bytes=settings.max_body_bytes)
+    app.add_middleware(
+        BodySizeLimitMiddleware,
+        max_bytes=settings.max_body_bytes,
+        larger_for={"/import": settings.max_import_bytes},
+    )
     app.add_middleware(RequestContextMiddleware)
     return app
