@@ -7,6 +7,7 @@ import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
+from typing import Literal
 
 import pytest
 
@@ -45,12 +46,10 @@ class MailTenant:
     def id(self) -> uuid.UUID:
         return self.tenant.id
 
-    def add_mailbox(self, provider: str = "sandbox") -> uuid.UUID:
+    def add_mailbox(self, provider: Literal["gmail", "graph", "sandbox"] = "sandbox") -> uuid.UUID:
         with tenant_unit_of_work(self.id) as uow:
             address = f"{provider}-{uuid.uuid4().hex[:6]}@sender.example"
-            return create_mailbox(
-                uow, MailboxCreate(address=address, provider=provider), ADMIN
-            ).id
+            return create_mailbox(uow, MailboxCreate(address=address, provider=provider), ADMIN).id
 
     def set_settings(self, **settings: object) -> None:
         with tenant_unit_of_work(self.id) as uow:

@@ -13,8 +13,15 @@ from shared.audit.orm import AuditEvent
 from shared.campaigns.orm import Campaign
 from shared.db.unit_of_work import tenant_unit_of_work
 from shared.mail import sending
-from shared.mail.factory import MailboxRef, mailbox_for
-from shared.mail.port import InMemoryMailbox, Mailbox, ProviderRejected
+from shared.mail.factory import MailboxRef, MailProviderNotAvailable, mailbox_for
+from shared.mail.orm import SendIntent
+from shared.mail.port import (
+    InMemoryMailbox,
+    Mailbox,
+    OutboundEmail,
+    ProviderRejected,
+    SendReceipt,
+)
 from shared.mail.sandbox import sent_message_ids, set_fault_plan
 from shared.mail.schemas import (
     FaultPlan,
@@ -47,7 +54,7 @@ def _record(tenant: MailTenant, request: SendIntentCreate) -> RecordedIntent:
 
 def _faults(tenant: MailTenant, **rates: float) -> None:
     with tenant_unit_of_work(tenant.id) as uow:
-        set_fault_plan(uow, tenant.mailbox_id, FaultPlan(**rates))
+        set_fault_plan(uow, tenant.mailbox_id, FaultPlan.model_validate(rates))
 
 
 def _sent_ids(tenant: MailTenant) -> list[str]:
@@ -72,7 +79,8 @@ def test_record_twice_gives_one_intent_and_deliver_sends_those_bytes_once(
     request = _request(mail_tenant, correlation_id="journey-1")
     first = _record(mail_tenant, request)
     second = _record(mail_tenant, request)
-    assert first.created and not second.created
+    assert first.created
+    assert not second.created
     assert second.intent.id == first.intent.id
     assert second.intent.message_id == first.intent.message_id
     assert first.intent.status is SendStatus.PENDING
@@ -86,7 +94,7 @@ def test_record_twice_gives_one_intent_and_deliver_sends_those_bytes_once(
     assert _sent_ids(mail_tenant) == [first.intent.message_id]
 
     with tenant_unit_of_work(mail_tenant.id) as uow:
-        stored = uow.get(sending.SendIntent, first.intent.id)
+        stored = uow.get(SendIntent, first.intent.id)
         assert stored is not None
         raw = stored.raw_message
     message = BytesParser(policy=policy.default).parsebytes(raw)
@@ -95,7 +103,8 @@ def test_record_twice_gives_one_intent_and_deliver_sends_those_bytes_once(
     assert message["List-Unsubscribe"].startswith("<http://localhost:7071/u/")
     assert message["List-Unsubscribe-Post"] == "List-Unsubscribe=One-Click"
     body = message.get_body(("plain",))
-    assert body is not None and POSTAL_ADDRESS in body.get_content()
+    assert body is not None
+    assert POSTAL_ADDRESS in body.get_content()
 
     assert _events(mail_tenant, "journey-1") == ["SEND_ATTEMPTED", "SEND_SUCCEEDED"]
 
@@ -110,7 +119,7 @@ def test_follow_up_is_threaded_to_the_first_touch(mail_tenant: MailTenant) -> No
         mail_tenant, _request(mail_tenant, subject="Re: Idea", reply_to_intent_id=follow_up.id)
     ).intent
     with tenant_unit_of_work(mail_tenant.id) as uow:
-        stored = uow.get(sending.SendIntent, third.id)
+        stored = uow.get(SendIntent, third.id)
         assert stored is not None
         message = BytesParser(policy=policy.default).parsebytes(stored.raw_message)
     assert message["In-Reply-To"] == follow_up.message_id
@@ -196,7 +205,7 @@ def test_a_crash_mid_call_is_reconciled_after_the_lease(
         pass
 
     class CrashingMailbox(InMemoryMailbox):
-        def send(self, message: sending.OutboundEmail) -> sending.SendReceipt:
+        def send(self, message: OutboundEmail) -> SendReceipt:
             raise Crash
 
     crashing = CrashingMailbox(mail_tenant.address)
@@ -227,7 +236,8 @@ def test_attempts_run_out_into_a_hold(mail_tenant: MailTenant, clock: FakeClock)
         outcome = sending.deliver(mail_tenant.id, intent.id, clock=clock, limits=limits)
         clock.advance(1)
     assert outcome.status is SendStatus.HELD
-    assert outcome.reason is not None and outcome.reason.startswith("attempts_exhausted")
+    assert outcome.reason is not None
+    assert outcome.reason.startswith("attempts_exhausted")
 
 
 def test_draft_only_tenant_records_drafts_and_never_sends(
@@ -272,6 +282,7 @@ def test_gmail_and_graph_mailboxes_are_held_until_their_adapters_exist(
     intent = _record(mail_tenant, _request(mail_tenant, mailbox_id=gmail)).intent
     outcome = sending.deliver(mail_tenant.id, intent.id, clock=clock)
     assert outcome.status is SendStatus.HELD
-    assert outcome.reason is not None and "provider_not_available" in outcome.reason
-    with pytest.raises(sending.MailProviderNotAvailable):
+    assert outcome.reason is not None
+    assert "provider_not_available" in outcome.reason
+    with pytest.raises(MailProviderNotAvailable):
         mailbox_for(mail_tenant.id, MailboxRef(gmail, "x@y.example", "graph"))

@@ -75,12 +75,15 @@ def test_footer_carries_postal_address_and_link_in_both_parts() -> None:
     message = _parse(_build())
     text = message.get_body(("plain",))
     html = message.get_body(("html",))
-    assert text is not None and html is not None
+    assert text is not None
+    assert html is not None
     text_body = text.get_content().replace("\r\n", "\n")
     html_body = html.get_content()
     assert text_body.startswith("Hi Pat,\nA thought.")
-    assert POSTAL in text_body and URL in text_body
-    assert POSTAL in html_body and f'href="{URL}"' in html_body
+    assert POSTAL in text_body
+    assert URL in text_body
+    assert POSTAL in html_body
+    assert f'href="{URL}"' in html_body
 
 
 def test_text_only_message() -> None:
@@ -121,7 +124,8 @@ def test_refuses_what_would_make_a_bad_message(overrides: dict[str, object]) -> 
 
 def test_new_message_id_uses_the_sender_domain() -> None:
     first, second = new_message_id("A@Sender.Example"), new_message_id("a@sender.example")
-    assert first.endswith("@sender.example>") and first.startswith("<")
+    assert first.endswith("@sender.example>")
+    assert first.startswith("<")
     assert first != second
 
 
@@ -195,7 +199,8 @@ def test_fault_draws_follow_the_plan_and_the_seed() -> None:
     assert 0.18 < faults < 0.22
     assert {Fault.TIMEOUT_AFTER_WRITE, Fault.TIMEOUT_BEFORE_WRITE, Fault.UNKNOWN} <= set(outcomes)
     reads = [draw_fault(plan, rng, writing=False) for _ in range(5_000)]
-    assert Fault.UNKNOWN not in reads and Fault.TIMEOUT_AFTER_WRITE not in reads
+    assert Fault.UNKNOWN not in reads
+    assert Fault.TIMEOUT_AFTER_WRITE not in reads
 
 
 def test_fault_rates_cannot_exceed_one() -> None:
