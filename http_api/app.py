@@ -39,7 +39,8 @@ def create_app() -> FastAPI:
     app.add_middleware(
         BodySizeLimitMiddleware,
         max_bytes=settings.max_body_bytes,
-        larger_for={"/import": settings.max_import_bytes},
+        # Raw messages injected into a sandbox mailbox may be as large as real mail (10+ MiB).
+        larger_for={"/import": settings.max_import_bytes, "/inbound": 32 * 1_048_576},
     )
     app.add_middleware(RequestContextMiddleware)
     return app

@@ -5,7 +5,8 @@ from __future__ import annotations
 import uuid
 from typing import Annotated, Literal
 
-from fastapi import APIRouter, BackgroundTasks, Body, Depends, Query, Request, status
+from fastapi import APIRouter, BackgroundTasks, Depends, Query, Request, status
+from fastapi.concurrency import run_in_threadpool
 
 from http_api.auth import TenantContext, require_permission
 from shared.config import Environment, get_settings
@@ -48,19 +49,19 @@ def _media_type(request: Request) -> None:
         raise UnsupportedMediaType("Send the raw message as message/rfc822 or text/plain.")
 
 
-@router.post(
-    "/{mailbox_id}/inbound",
-    status_code=status.HTTP_202_ACCEPTED,
-    dependencies=[Depends(_media_type)],
-)
-def inject_inbound(
+@router.post("/{mailbox_id}/inbound", status_code=status.HTTP_202_ACCEPTED)
+async def inject_inbound(
     mailbox_id: uuid.UUID,
-    raw: Annotated[bytes, Body(media_type="message/rfc822")],
+    request: Request,
     ctx: Annotated[TenantContext, require_permission(Permission.CAMPAIGNS_RUN)],
     background: BackgroundTasks,
     signal: Annotated[ReplySignal, Depends(reply_signal)],
 ) -> IngestResult:
-    result = service.inject_inbound(ctx.uow, mailbox_id, raw)
+    """The raw RFC 5322 message is the body (message/rfc822 or text/plain), read as bytes:
+    the media type is checked after authorization, so it tells an outsider nothing."""
+    _media_type(request)
+    raw = await request.body()
+    result = await run_in_threadpool(service.inject_inbound, ctx.uow, mailbox_id, raw)
     # Runs after the request's transaction commits, so the signal names a stored message.
     background.add_task(dispatch_reply_signals, ctx.tenant_id, signal)
     return result

@@ -41,10 +41,23 @@ def _checked_files() -> list[Path]:
     return files
 
 
+def _type_checking_only(tree: ast.AST) -> set[int]:
+    """Ids of nodes under `if TYPE_CHECKING:`: annotations, never executed."""
+    guarded: set[int] = set()
+    for node in ast.walk(tree):
+        test = node.test if isinstance(node, ast.If) else None
+        if isinstance(node, ast.If) and isinstance(test, ast.Name) and test.id == "TYPE_CHECKING":
+            guarded.update(id(child) for stmt in node.body for child in ast.walk(stmt))
+    return guarded
+
+
 def _violations(path: Path) -> list[str]:
     tree = ast.parse(path.read_text(), filename=str(path))
+    guarded = _type_checking_only(tree)
     found = []
     for node in ast.walk(tree):
+        if id(node) in guarded:
+            continue
         if isinstance(node, ast.ImportFrom) and node.module:
             for alias in node.names:
                 if (node.module, alias.name) in FORBIDDEN_IMPORTS:
@@ -89,3 +102,14 @@ def test_the_check_catches_a_session_opened_by_hand(tmp_path: Path) -> None:
         "        psycopg.connect('dbname=x')\n"
     )
     assert len(_violations(sneaky)) == 6
+
+
+def test_annotations_under_type_checking_are_not_sessions(tmp_path: Path) -> None:
+    typed = tmp_path / "typed.py"
+    typed.write_text(
+        "from typing import TYPE_CHECKING\n"
+        "if TYPE_CHECKING:\n"
+        "    from sqlalchemy.orm import Session\n"
+        "def hook(session: 'Session') -> None: ...\n"
+    )
+    assert _violations(typed) == []
