@@ -132,7 +132,9 @@ def create_draft(
         read = DraftRead.model_validate(existing)
         held = {str(e.id): e for e in evidence_for(uow, prospect_id)}
         claims = [Bullet.model_validate(c) for c in read.claims]
-        content = assess_content(DraftText(read.subject, read.body), risk_settings)
+        content = assess_content(
+            DraftText(read.subject, read.body + footer(sender, unsubscribe_url)), risk_settings
+        )
         return DraftResult(read, _grounding(claims, held), content, created=False)
 
     campaign = uow.get(Campaign, campaign_id)
@@ -164,9 +166,13 @@ def create_draft(
         DbSpendLedger(uow),
     )
     output = result.output
-    body = output.body + footer(sender, unsubscribe_url)
+    # Stored without the footer: the message builder adds the compliance footer at send time,
+    # and the risk check reads the body as it will go out, footer included.
+    body = output.body
     grounding = _grounding(output.claims, held)
-    content = assess_content(DraftText(output.subject, body), risk_settings)
+    content = assess_content(
+        DraftText(output.subject, body + footer(sender, unsubscribe_url)), risk_settings
+    )
     cited = sorted(
         {i for b in [*output.bullets, *output.claims] for i in b.evidence_ids if i in held}
     )

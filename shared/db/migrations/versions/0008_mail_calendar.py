@@ -2,8 +2,8 @@
 plans, the sandbox calendar's busy blocks and events, all under tenant isolation.
 
 Revision ID: 0008
-Revises: 0003
-Depends on: 0005 (mailboxes)
+Revises: 0005
+(mailboxes come from 0005)
 Create Date: 2026-11-28
 """
 
@@ -19,9 +19,9 @@ from shared.config import get_settings
 from shared.db.rls import tenant_isolation
 
 revision = "0008"
-down_revision = "0003"
+down_revision = "0005"
 branch_labels = None
-depends_on = "0005"
+depends_on = None
 
 TABLES = (
     "send_intents",

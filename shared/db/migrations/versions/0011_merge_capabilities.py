@@ -2,14 +2,14 @@
 later revisions have one parent.
 
 Revision ID: 0011
-Revises: 0004, 0005, 0008, 0010
+Revises: 0004, 0008, 0010
 Create Date: 2026-11-27
 """
 
 from __future__ import annotations
 
 revision = "0011"
-down_revision = ("0004", "0005", "0008", "0010")
+down_revision = ("0004", "0008", "0010")
 branch_labels = None
 depends_on = None
 
