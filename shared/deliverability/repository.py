@@ -18,17 +18,26 @@ from shared.deliverability.model import CapScope, SuppressionKind
 from shared.deliverability.orm import Mailbox, SendCounter, Suppression
 from shared.deliverability.schemas import CounterKey
 
-# `WHERE c.used < :cap` makes the increment conditional on the row as it is after any
-# concurrent writer commits (the conflicting row is locked and re-read), so two senders can
-# never both take the last slot. A new row starts at 1, so a zero cap is refused before this.
-_TAKE_SLOT = text(
+# One statement takes a slot in every scope, in the order given (the order rows are locked
+# in, the same for every sender). `WHERE c.used < EXCLUDED.cap` makes each increment
+# conditional on the row as it is after any concurrent writer commits (the conflicting row
+# is locked and re-read), so two senders can never both take the last slot. A new row starts
+# at 1, so a zero cap is refused before this. Scopes that were full are missing from the
+# RETURNING list.
+_TAKE_SLOTS = text(
     """
     INSERT INTO send_counters AS c
-        (tenant_id, scope, scope_key, window_start, window_end, used)
-    VALUES (:tenant_id, :scope, :scope_key, :window_start, :window_end, 1)
+        (tenant_id, scope, scope_key, window_start, window_end, used, cap)
+    SELECT :tenant_id, s.scope, s.scope_key, s.window_start, s.window_end, 1, s.cap
+    FROM unnest(CAST(:scopes AS text[]), CAST(:scope_keys AS text[]),
+                CAST(:starts AS timestamptz[]), CAST(:ends AS timestamptz[]),
+                CAST(:caps AS integer[]))
+         WITH ORDINALITY AS s(scope, scope_key, window_start, window_end, cap, ord)
+    ORDER BY s.ord
     ON CONFLICT (tenant_id, scope, scope_key, window_start)
-    DO UPDATE SET used = c.used + 1, updated_at = now() WHERE c.used < :cap
-    RETURNING used
+    DO UPDATE SET used = c.used + 1, cap = EXCLUDED.cap, updated_at = now()
+        WHERE c.used < EXCLUDED.cap
+    RETURNING scope
     """
 )
 
@@ -77,20 +86,22 @@ def find_mailbox_by_address(uow: TenantUnitOfWork, address: str) -> Mailbox | No
     return uow.session.scalars(uow.scoped(Mailbox).where(Mailbox.address == address)).one_or_none()
 
 
-def take_slot(uow: TenantUnitOfWork, key: CounterKey, cap: int | None) -> int | None:
-    """The counter's new value, or None when the cap is already reached."""
-    used: int | None = uow.execute(
-        _TAKE_SLOT,
+def take_slots(
+    uow: TenantUnitOfWork, keys: Sequence[CounterKey], caps: Sequence[int | None]
+) -> set[CapScope]:
+    """The scopes whose counter took a slot; a scope missing from the answer was full."""
+    taken = uow.execute(
+        _TAKE_SLOTS,
         {
             "tenant_id": uow.tenant_id,
-            "scope": key.scope.value,
-            "scope_key": key.scope_key,
-            "window_start": key.window_start,
-            "window_end": key.window_end,
-            "cap": UNCAPPED if cap is None else cap,
+            "scopes": [k.scope.value for k in keys],
+            "scope_keys": [k.scope_key for k in keys],
+            "starts": [k.window_start for k in keys],
+            "ends": [k.window_end for k in keys],
+            "caps": [UNCAPPED if cap is None else cap for cap in caps],
         },
-    ).scalar_one_or_none()
-    return used
+    ).scalars()
+    return {CapScope(scope) for scope in taken}
 
 
 def give_back_slot(uow: TenantUnitOfWork, scope: str, scope_key: str, window_start: Any) -> None:

@@ -2,9 +2,10 @@
 
 A reservation takes one slot in every capped scope (tenant per day, campaign per day,
 mailbox per day and per hour, and new recipients per mailbox per day) inside the caller's
-transaction, under a savepoint: either every scope has room and all are taken, or none is.
-Scopes are always taken in the same order, so concurrent reservations queue on the same
-rows instead of deadlocking. Windows are the mailbox's local day and hour.
+transaction, in one guarded upsert: either every scope has room and all are taken, or the
+ones taken are given back at once (the transaction still holds their row locks). Scopes are
+always taken in the same order, so concurrent reservations queue on the same rows instead
+of deadlocking. Windows are the mailbox's local day and hour.
 """
 
 from __future__ import annotations
@@ -212,20 +213,27 @@ def reserve_send_slot(
     Nothing is held after a refusal. The reservation commits with the caller's transaction.
     """
     reservation_id = uuid.uuid4()
-    now = clock()
-    savepoint = uow.session.begin_nested()
     new_recipient = repository.record_first_contact(uow, mailbox.id, recipient, reservation_id)
-    keys = counter_keys(mailbox, campaign_id, now, new_recipient=new_recipient)
-    for key in keys:
-        cap = _cap_for(key.scope, caps)
-        if (cap is not None and cap <= 0) or repository.take_slot(uow, key, cap) is None:
-            savepoint.rollback()
-            return CapRefusal(
-                scope=key.scope,
-                cap=cap or 0,
-                window_start=key.window_start,
-                window_end=key.window_end,
-            )
+    keys = counter_keys(mailbox, campaign_id, clock(), new_recipient=new_recipient)
+    limits = [_cap_for(key.scope, caps) for key in keys]
+    closed = next(
+        (k for k, cap in zip(keys, limits, strict=True) if cap is not None and cap <= 0), None
+    )
+    taken = set() if closed is not None else repository.take_slots(uow, keys, limits)
+    full = closed or next((k for k in keys if k.scope not in taken), None)
+    if full is not None:
+        # This transaction still holds the rows it incremented: give those back exactly.
+        for key in keys:
+            if key.scope in taken:
+                repository.give_back_slot(uow, key.scope.value, key.scope_key, key.window_start)
+        if new_recipient:
+            repository.forget_first_contact(uow, mailbox.id, recipient, reservation_id)
+        return CapRefusal(
+            scope=full.scope,
+            cap=_cap_for(full.scope, caps) or 0,
+            window_start=full.window_start,
+            window_end=full.window_end,
+        )
     repository.insert_reservation(
         uow,
         {
@@ -237,7 +245,6 @@ def reserve_send_slot(
             "counters": json.dumps([k.model_dump(mode="json") for k in keys]),
         },
     )
-    savepoint.commit()
     return Reservation(
         id=reservation_id,
         mailbox_id=mailbox.id,

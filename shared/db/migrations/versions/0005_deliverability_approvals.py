@@ -93,6 +93,7 @@ def upgrade() -> None:
         sa.Column("window_start", sa.DateTime(timezone=True), nullable=False),
         sa.Column("window_end", sa.DateTime(timezone=True), nullable=False),
         sa.Column("used", sa.Integer(), nullable=False),
+        sa.Column("cap", sa.Integer(), nullable=False),
         sa.Column(
             "updated_at",
             sa.DateTime(timezone=True),
