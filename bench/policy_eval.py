@@ -149,7 +149,7 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
     python = latency_summary(
         _timed([partial(python_pack.matched, policy) for policy in python_inputs])
     )
-    return {
+    result: dict[str, Any] = {
         "benchmark": "policy_eval",
         "pack": {"id": pack.pack_id, "version": pack.version, "rules": len(pack.rules)},
         "in_process_rust_cel": rust,
@@ -160,6 +160,17 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
         "goal_p99_us": 1000,
         "goal_met": rust["p99_us"] <= 1000,
     }
+    if args.gated_seconds > 0:
+        from gate_throughput import measure  # bench/ is this script's directory
+
+        result["gated"] = measure(
+            seconds=args.gated_seconds,
+            processes=args.gated_processes,
+            threads=args.gated_threads,
+            tenants=args.gated_tenants,
+            recipients=30,
+        )
+    return result
 
 
 def main() -> None:
@@ -167,6 +178,11 @@ def main() -> None:
     parser.add_argument("--rounds", type=int, default=5000)
     parser.add_argument("--python-rounds", type=int, default=200)
     parser.add_argument("--seed", type=int, default=7)
+    # Gated decisions/s through check_send in PostgreSQL (bench/gate_throughput.py); 0 skips.
+    parser.add_argument("--gated-seconds", type=float, default=0.0)
+    parser.add_argument("--gated-processes", type=int, default=2)
+    parser.add_argument("--gated-threads", type=int, default=4)
+    parser.add_argument("--gated-tenants", type=int, default=8)
     print(json.dumps(run(parser.parse_args()), indent=2))
 
 

@@ -10,11 +10,10 @@ from __future__ import annotations
 import uuid
 from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from sqlalchemy import event
 from sqlalchemy.exc import IntegrityError
-from sqlalchemy.orm import Session
 
 from shared.approvals import repository
 from shared.approvals.orm import Approval, ApprovedStepTemplate
@@ -37,6 +36,9 @@ from shared.db.unit_of_work import TenantUnitOfWork
 from shared.errors import Conflict, Forbidden, NotFound
 from shared.identity import repository as identity_repository
 from shared.pagination import decode_time_cursor, encode_time_cursor
+
+if TYPE_CHECKING:
+    from sqlalchemy.orm import Session
 
 Clock = Callable[[], datetime]
 FOUR_EYES_SETTING = "approvals_four_eyes"

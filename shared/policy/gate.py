@@ -16,11 +16,13 @@ from __future__ import annotations
 
 import uuid
 from collections.abc import Callable
+from dataclasses import dataclass
 from datetime import datetime
 from enum import StrEnum
 from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from sqlalchemy import text
 
 from shared.approvals.orm import Approval
 from shared.approvals.service import is_step_template_approved
@@ -32,13 +34,16 @@ from shared.config import get_settings
 from shared.db.unit_of_work import TenantUnitOfWork
 from shared.deliverability import repository as deliverability_repository
 from shared.deliverability import service as caps
-from shared.deliverability import suppression
-from shared.deliverability.model import domain_of, normalize_address
+from shared.deliverability.model import CapScope, domain_and_parents, domain_of, normalize_address
 from shared.deliverability.orm import Mailbox
-from shared.deliverability.schemas import CapRefusal, MailboxUsage, Reservation
+from shared.deliverability.schemas import (
+    CapRefusal,
+    MailboxUsage,
+    Reservation,
+    SuppressionStatus,
+)
 from shared.drafting.risk import DraftText, RiskSettings, assess_content
 from shared.errors import NotFound, ValidationFailed
-from shared.identity import repository as identity_repository
 from shared.policy.kill_switch import kill_switch_state
 from shared.policy.schemas import (
     ActionInput,
@@ -117,11 +122,87 @@ class GateMailboxNotFound(NotFound):
     title = "Mailbox not found"
 
 
-def _tenant_settings(uow: TenantUnitOfWork) -> tuple[dict[str, Any], str]:
-    tenant = identity_repository.get_current_tenant(uow)
-    if tenant is None:
+# The reads a send decision needs beyond the mailbox row, in one round trip: the tenant's
+# settings, the current windows' counters, the most specific suppression entry and whether
+# this mailbox wrote to the recipient before. The gate runs once per message, and at a
+# few hundred sends per second every round trip shows.
+_SEND_CONTEXT = text(
+    """
+    SELECT
+      (SELECT t.settings FROM tenants t WHERE t.id = :tenant_id) AS settings,
+      (SELECT t.plan FROM tenants t WHERE t.id = :tenant_id) AS plan,
+      (SELECT coalesce(json_object_agg(c.scope, c.used), '{}'::json) FROM send_counters c
+        WHERE c.tenant_id = :tenant_id
+          AND (c.scope, c.scope_key, c.window_start) IN (
+            SELECT * FROM unnest(CAST(:scopes AS text[]), CAST(:scope_keys AS text[]),
+                                 CAST(:starts AS timestamptz[])))) AS counters,
+      (SELECT json_build_object('id', s.id, 'kind', s.kind, 'reason', s.reason)
+         FROM suppressions s
+        WHERE s.tenant_id = :tenant_id
+          AND ((s.kind = 'address' AND s.value = :address)
+               OR (s.kind = 'domain' AND s.value = ANY(CAST(:domains AS text[]))))
+        ORDER BY s.kind <> 'address', length(s.value) DESC
+        LIMIT 1) AS suppression,
+      EXISTS (SELECT 1 FROM mailbox_recipients r
+               WHERE r.tenant_id = :tenant_id AND r.mailbox_id = :mailbox_id
+                 AND r.address = :address) AS contacted
+    """
+)
+
+
+@dataclass(frozen=True)
+class _SendContext:
+    tenant_settings: dict[str, Any]
+    tenant_plan: str
+    usage: MailboxUsage
+    suppression: SuppressionStatus
+    previously_contacted: bool
+
+
+def _send_context(
+    uow: TenantUnitOfWork,
+    mailbox: Mailbox,
+    recipient: str,
+    campaign_id: uuid.UUID | None,
+    now: datetime,
+) -> _SendContext:
+    keys = caps.counter_keys(mailbox, campaign_id, now, new_recipient=True)
+    row = uow.execute(
+        _SEND_CONTEXT,
+        {
+            "tenant_id": uow.tenant_id,
+            "mailbox_id": mailbox.id,
+            "address": recipient,
+            "domains": domain_and_parents(domain_of(recipient)),
+            "scopes": [k.scope.value for k in keys],
+            "scope_keys": [k.scope_key for k in keys],
+            "starts": [k.window_start for k in keys],
+        },
+    ).one()
+    if row.plan is None:
         raise NotFound("Tenant not found.")
-    return dict(tenant.settings or {}), tenant.plan
+    used: dict[str, int] = row.counters
+    found = row.suppression
+    return _SendContext(
+        tenant_settings=dict(row.settings or {}),
+        tenant_plan=row.plan,
+        usage=MailboxUsage(
+            sent_today=used.get(CapScope.MAILBOX_DAY.value, 0),
+            sent_this_hour=used.get(CapScope.MAILBOX_HOUR.value, 0),
+            new_recipients_today=used.get(CapScope.MAILBOX_NEW_DAY.value, 0),
+            campaign_today=used.get(CapScope.CAMPAIGN_DAY.value, 0),
+            tenant_today=used.get(CapScope.TENANT_DAY.value, 0),
+        ),
+        suppression=SuppressionStatus(suppressed=False)
+        if found is None
+        else SuppressionStatus(
+            suppressed=True,
+            scope=found["kind"],
+            reason=found["reason"],
+            suppression_id=uuid.UUID(found["id"]),
+        ),
+        previously_contacted=bool(row.contacted),
+    )
 
 
 def _campaign(uow: TenantUnitOfWork, campaign_id: uuid.UUID | None) -> Campaign | None:
@@ -164,15 +245,13 @@ def build_policy_input(
     mailbox: Mailbox,
     recipient: str,
     kill_switches: tuple[bool, bool],
-    usage: MailboxUsage,
-    tenant_settings: dict[str, Any],
-    tenant_plan: str,
+    context: _SendContext,
     campaign: Campaign | None,
 ) -> PolicyInput:
     tenant_active, campaign_active = kill_switches
+    tenant_settings, usage, status = context.tenant_settings, context.usage, context.suppression
     campaign_settings, _ = _campaign_settings(campaign)
     constraints = campaign_settings.constraints
-    status = suppression.check(uow, recipient)
     domain = domain_of(recipient)
     template_approved = bool(
         request.campaign_id is not None
@@ -200,7 +279,7 @@ def build_policy_input(
         ),
         tenant=TenantInput(
             id=str(uow.tenant_id),
-            plan=tenant_plan,
+            plan=context.tenant_plan,
             draft_only=bool(tenant_settings.get("draft_only", False)),
             kill_switch_active=tenant_active,
             dedupe_window_days=int(tenant_settings.get("dedupe_window_days", 30)),
@@ -239,9 +318,7 @@ def build_policy_input(
             suppressed=status.suppressed,
             suppression_scope=status.scope,
             suppression_reason=status.reason,
-            previously_contacted=deliverability_repository.has_contacted(
-                uow, mailbox.id, recipient
-            ),
+            previously_contacted=context.previously_contacted,
             replied_before=request.replied_before,
             bounced_before=request.bounced_before or status.reason == "bounce",
             unsubscribed=status.reason == "unsubscribe",
@@ -267,8 +344,9 @@ def check_send(
     mailbox = deliverability_repository.get_mailbox(uow, request.mailbox_id)
     if mailbox is None:
         raise GateMailboxNotFound()
-    tenant_settings, tenant_plan = _tenant_settings(uow)
     campaign = _campaign(uow, request.campaign_id)
+    context = _send_context(uow, mailbox, recipient, request.campaign_id, clock())
+    tenant_settings = context.tenant_settings
     policy_input = build_policy_input(
         uow,
         request,
@@ -276,9 +354,7 @@ def check_send(
         mailbox=mailbox,
         recipient=recipient,
         kill_switches=kill_switches,
-        usage=caps.usage(uow, mailbox, request.campaign_id, clock),
-        tenant_settings=tenant_settings,
-        tenant_plan=tenant_plan,
+        context=context,
         campaign=campaign,
     )
     decision = decide(uow, policy_input, actor)
@@ -343,3 +419,39 @@ def _outcome(uow: TenantUnitOfWork, request: SendRequest, decision: Decision) ->
     if decision.require_canary and not request.canary_send:
         return GateOutcome.CANARY_REQUIRED
     return GateOutcome.ALLOWED
+
+
+def decide_draft(
+    uow: TenantUnitOfWork,
+    request: SendRequest,
+    actor: Actor,
+    *,
+    clock: Clock = caps.utc_now,
+) -> Decision:
+    """The first of the two policy runs (ARCHITECTURE.md §6): when the draft is made. Same
+    input as at send time, at the draft stage, and nothing reserved; it decides whether a
+    person must approve before the send-time check."""
+    try:
+        recipient = normalize_address(request.recipient)
+    except ValueError as exc:
+        raise GateRequestInvalid(f"recipient: {exc}") from exc
+    kill_switches = kill_switch_state(uow, request.campaign_id)
+    mailbox = deliverability_repository.get_mailbox(uow, request.mailbox_id)
+    if mailbox is None:
+        raise GateMailboxNotFound()
+    campaign = _campaign(uow, request.campaign_id)
+    context = _send_context(uow, mailbox, recipient, request.campaign_id, clock())
+    policy_input = build_policy_input(
+        uow,
+        request,
+        actor,
+        mailbox=mailbox,
+        recipient=recipient,
+        kill_switches=kill_switches,
+        context=context,
+        campaign=campaign,
+    )
+    drafted = policy_input.model_copy(
+        update={"action": policy_input.action.model_copy(update={"stage": Stage.DRAFT})}
+    )
+    return decide(uow, drafted, actor)
