@@ -4,11 +4,12 @@ from __future__ import annotations
 
 from fastapi import APIRouter
 
-from http_api import approvals, campaigns, identity, policies, prospects, suppressions
+from http_api import approvals, audit, campaigns, identity, policies, prospects, suppressions
 from http_api import sandbox as sandbox_routes
 
 router = APIRouter(prefix="/v1")
 router.include_router(identity.router)
+router.include_router(audit.router)
 router.include_router(policies.router)
 router.include_router(prospects.router)
 router.include_router(campaigns.router)

@@ -9,7 +9,7 @@ from __future__ import annotations
 import hashlib
 import json
 from collections.abc import Iterable, Mapping, Sequence
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from enum import StrEnum
 from typing import Any
@@ -44,13 +44,17 @@ def _plain_json(value: Any) -> bool:
     return False
 
 
+# One encoder: json.dumps with non-default options builds a new encoder on every call.
+_encode = json.JSONEncoder(sort_keys=True, separators=(",", ":"), ensure_ascii=False).encode
+
+
 def canonical_json(value: Any) -> bytes:
     """RFC 8785 (JCS) canonical UTF-8 bytes of a JSON value."""
+    if value is None:
+        return b"null"
     if _plain_json(value):
         try:
-            return json.dumps(
-                value, sort_keys=True, separators=(",", ":"), ensure_ascii=False
-            ).encode("utf-8")
+            return _encode(value).encode("utf-8")
         except UnicodeEncodeError:
             pass  # lone surrogates: let rfc8785 raise its own error
     return rfc8785.dumps(value)
@@ -90,6 +94,8 @@ class ChainRecord:
     prev_hash: str
     created_at: str
     hash: str = ""
+    # The payload's canonical JSON when this process sealed the record (saves re-encoding).
+    canonical_payload: bytes | None = field(default=None, compare=False, repr=False)
 
     def hashed_fields(self) -> dict[str, Any]:
         """The record without `hash`: exactly what `hash` commits to."""
@@ -97,9 +103,9 @@ class ChainRecord:
             "v": FORMAT_VERSION,
             "tenant_id": self.tenant_id,
             "seq": self.seq,
-            "actor": dict(self.actor),
+            "actor": self.actor,
             "event_type": self.event_type,
-            "event_json": dict(self.event_json),
+            "event_json": self.event_json,
             "correlation_id": self.correlation_id,
             "idempotency_key": self.idempotency_key,
             "payload_hash": self.payload_hash,
@@ -107,8 +113,20 @@ class ChainRecord:
             "created_at": self.created_at,
         }
 
+    def canonical_bytes(self, canonical_payload: bytes | None = None) -> bytes:
+        """RFC 8785 bytes of `hashed_fields()` (see `_record_bytes`)."""
+        return _record_bytes(
+            self,
+            canonical_payload if canonical_payload is not None else canonical_json(self.event_json),
+        )
+
+    def digests(self) -> tuple[str, str]:
+        """(payload hash, record hash) recomputed from the content."""
+        payload = canonical_json(self.event_json)
+        return sha256_hex(payload), sha256_hex(self.canonical_bytes(payload))
+
     def compute_hash(self) -> str:
-        return sha256_hex(canonical_json(self.hashed_fields()))
+        return sha256_hex(self.canonical_bytes())
 
     def to_json(self) -> dict[str, Any]:
         return {**self.hashed_fields(), "hash": self.hash}
@@ -132,6 +150,40 @@ class ChainRecord:
         )
 
 
+def _scalar(value: Any) -> bytes:
+    # The common case (a string column) without the generic value walk.
+    if type(value) is str:
+        try:
+            return _encode(value).encode("utf-8")
+        except UnicodeEncodeError:
+            pass
+    return canonical_json(value)
+
+
+def _record_bytes(record: ChainRecord, canonical_payload: bytes) -> bytes:
+    """RFC 8785 bytes of `record.hashed_fields()`, assembled member by member.
+
+    The same bytes as `canonical_json(record.hashed_fields())` (a unit test holds them
+    equal): the member names are fixed and written in RFC 8785 order, and each value is
+    canonicalized on its own, so the payload is canonicalized once for both hashes.
+    """
+    return b"".join(
+        (
+            b'{"actor":', canonical_json(record.actor),
+            b',"correlation_id":', _scalar(record.correlation_id),
+            b',"created_at":', _scalar(record.created_at),
+            b',"event_json":', canonical_payload,
+            b',"event_type":', _scalar(record.event_type),
+            b',"idempotency_key":', _scalar(record.idempotency_key),
+            b',"payload_hash":', _scalar(record.payload_hash),
+            b',"prev_hash":', _scalar(record.prev_hash),
+            b',"seq":', canonical_json(record.seq),
+            b',"tenant_id":', _scalar(record.tenant_id),
+            b',"v":', canonical_json(FORMAT_VERSION), b"}",
+        )
+    )  # fmt: skip
+
+
 def seal(
     *,
     tenant_id: str | None,
@@ -145,7 +197,8 @@ def seal(
     created_at: datetime,
 ) -> ChainRecord:
     """A new record linked to `prev_hash`, with its payload hash and own hash filled in."""
-    unsealed = ChainRecord(
+    canonical_payload = canonical_json(event_json)
+    record = ChainRecord(
         tenant_id=tenant_id,
         seq=seq,
         actor=actor,
@@ -153,11 +206,14 @@ def seal(
         event_json=event_json,
         correlation_id=correlation_id,
         idempotency_key=idempotency_key,
-        payload_hash=payload_hash(event_json),
+        payload_hash=sha256_hex(canonical_payload),
         prev_hash=prev_hash,
         created_at=format_timestamp(created_at),
+        canonical_payload=canonical_payload,
     )
-    return replace(unsealed, hash=unsealed.compute_hash())
+    # Frozen for everyone else; set once here, before anyone holds the record.
+    object.__setattr__(record, "hash", sha256_hex(_record_bytes(record, canonical_payload)))
+    return record
 
 
 class ProblemKind(StrEnum):
@@ -228,12 +284,16 @@ def check_segment(
                     f"seq {record.seq} appears again after seq {expected - 1}",
                 )
             return result
-        if payload_hash(record.event_json) != record.payload_hash:
+        try:
+            payload_digest, computed = record.digests()
+        except (rfc8785.CanonicalizationError, TypeError, ValueError):
+            result.problem = Problem(record.seq, ProblemKind.HASH, "content is not I-JSON")
+            return result
+        if payload_digest != record.payload_hash:
             result.problem = Problem(
                 record.seq, ProblemKind.PAYLOAD_HASH, "event_json does not match payload_hash"
             )
             return result
-        computed = record.compute_hash()
         if computed != record.hash:
             result.problem = Problem(
                 record.seq, ProblemKind.HASH, "stored hash does not match the recomputed hash"

@@ -7,13 +7,26 @@ platform store runs in a directory unit of work, where the platform tables' poli
 
 from __future__ import annotations
 
+import json
 import uuid
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from datetime import datetime
+from functools import lru_cache
 from typing import Any, Protocol
 
-from sqlalchemy import ColumnElement, Row, Select, Table, insert, select, true, update
+from sqlalchemy import (
+    ColumnElement,
+    Row,
+    Select,
+    Table,
+    TextClause,
+    insert,
+    select,
+    text,
+    true,
+    update,
+)
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 
 from shared.audit.model import ChainRecord, format_timestamp
@@ -28,8 +41,32 @@ from shared.audit.orm import (
 from shared.db.unit_of_work import DirectoryUnitOfWork, TenantUnitOfWork
 
 PLATFORM_SCOPE = "platform"
-# Rows per multi-row INSERT: 11 bind parameters each stays under the 65,535 limit.
-INSERT_BATCH = 4_000
+
+
+@dataclass(frozen=True)
+class _WriteSql:
+    insert: TextClause
+    move_head: TextClause
+    append_one: TextClause
+
+
+@lru_cache(maxsize=4)
+def _write_sql(events: str, head: str, *, tenant: bool) -> _WriteSql:
+    columns = ("tenant_id", *EVENT_COLUMNS) if tenant else EVENT_COLUMNS
+    values = ", ".join(
+        f"CAST(:{c} AS jsonb)" if c in ("actor", "event_json") else f":{c}" for c in columns
+    )
+    insert_sql = f"INSERT INTO {events} ({', '.join(columns)}) VALUES ({values})"
+    mine = "tenant_id = :tenant_id" if tenant else "id = 1"
+    move_sql = (
+        f"UPDATE {head} SET seq = :head_seq, hash = :head_hash, last_created_at = :head_time "
+        f"WHERE {mine} AND seq = :expected"
+    )
+    return _WriteSql(
+        insert=text(insert_sql),
+        move_head=text(move_sql),
+        append_one=text(f"WITH appended AS ({insert_sql}) {move_sql}"),
+    )
 
 
 class Executes(Protocol):
@@ -140,12 +177,17 @@ class ChainStore:
 
     # --- events -----------------------------------------------------------------------
 
-    def _values(self, record: ChainRecord, created_at: datetime) -> dict[str, Any]:
-        values: dict[str, Any] = {
+    def _params(self, record: ChainRecord, created_at: datetime) -> dict[str, Any]:
+        return {
+            "tenant_id": self.tenant_id,
             "seq": record.seq,
-            "actor": dict(record.actor),
+            "actor": json.dumps(record.actor),
             "event_type": record.event_type,
-            "event_json": dict(record.event_json),
+            "event_json": (
+                record.canonical_payload.decode()
+                if record.canonical_payload is not None
+                else json.dumps(record.event_json)
+            ),
             "correlation_id": record.correlation_id,
             "idempotency_key": record.idempotency_key,
             "payload_hash": record.payload_hash,
@@ -153,9 +195,6 @@ class ChainStore:
             "hash": record.hash,
             "created_at": created_at,
         }
-        if self.tenant_id is not None:
-            values["tenant_id"] = self.tenant_id
-        return values
 
     def write(
         self,
@@ -163,23 +202,27 @@ class ChainStore:
         *,
         expected_head_seq: int,
     ) -> None:
-        """Insert sealed records and move the head past them, in one round trip for one."""
+        """Insert sealed records and move the head past them (one round trip for one record).
+
+        Plain SQL with bound parameters: this runs while the head lock is held, and building
+        SQLAlchemy constructs per call cost more than the statement itself.
+        """
+        sql = _write_sql(self.events.name, self.head.name, tenant=self.tenant_id is not None)
         last, last_time = records[-1]
-        move_head = (
-            update(self.head)
-            .where(self._mine(self.head), self.head.c.seq == expected_head_seq)
-            .values(seq=last.seq, hash=last.hash, last_created_at=last_time)
-        )
+        head = {
+            "tenant_id": self.tenant_id,
+            "head_seq": last.seq,
+            "head_hash": last.hash,
+            "head_time": last_time,
+            "expected": expected_head_seq,
+        }
         if len(records) == 1:
             record, created_at = records[0]
-            appended = insert(self.events).values(self._values(record, created_at)).cte("appended")
-            moved = self._db.execute(move_head.add_cte(appended)).rowcount
+            moved = self._db.execute(sql.append_one, {**self._params(record, created_at), **head})
         else:
-            rows = [self._values(r, t) for r, t in records]
-            for start in range(0, len(rows), INSERT_BATCH):
-                self._db.execute(insert(self.events).values(rows[start : start + INSERT_BATCH]))
-            moved = self._db.execute(move_head).rowcount
-        if moved != 1:
+            self._db.execute(sql.insert, [self._params(r, t) for r, t in records])  # type: ignore[arg-type]
+            moved = self._db.execute(sql.move_head, head)
+        if moved.rowcount != 1:
             raise RuntimeError(f"audit head of {self.scope} moved under a held lock")
 
     def to_record(self, row: Row[Any] | Any) -> ChainRecord:

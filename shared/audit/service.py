@@ -7,15 +7,28 @@ Services call these and only flush; the edge commits (ARCHITECTURE.md §3).
 
 from __future__ import annotations
 
+import io
+import uuid
+import zipfile
 from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
 from rfc8785 import CanonicalizationError
 
-from shared.audit.model import ChainRecord, seal
+from shared.audit.bundle import bundle_prefix
+from shared.audit.checkpoints import bundle_for
+from shared.audit.model import ChainRecord, parse_timestamp, seal
 from shared.audit.repository import ChainStore
-from shared.audit.schemas import Actor, AuditEventIn, AuditEventType
+from shared.audit.schemas import (
+    Actor,
+    AuditEventFilter,
+    AuditEventIn,
+    AuditEventPage,
+    AuditEventRead,
+    AuditEventType,
+)
 from shared.db.unit_of_work import DirectoryUnitOfWork, TenantUnitOfWork
 from shared.errors import ValidationFailed
 
@@ -43,13 +56,17 @@ def _append(store: ChainStore, events: Sequence[AuditEventIn], clock: Clock) -> 
     tenant = str(store.tenant_id) if store.tenant_id is not None else None
     sealed: list[tuple[ChainRecord, datetime]] = []
     prev_hash, seq = head.hash, head.seq
+    actors: dict[Actor, dict[str, Any]] = {}
     for event in events:
         seq += 1
+        actor = actors.get(event.actor)
+        if actor is None:
+            actor = actors[event.actor] = event.actor.to_json()
         try:
             record = seal(
                 tenant_id=tenant,
                 seq=seq,
-                actor=event.actor.to_json(),
+                actor=actor,
                 event_type=event.event_type.value,
                 event_json=event.payload,
                 correlation_id=event.correlation_id,
@@ -130,3 +147,72 @@ class PlatformAuditChain:
         cls, duow: DirectoryUnitOfWork, events: Sequence[AuditEventIn]
     ) -> list[ChainRecord]:
         return _append(ChainStore.for_platform(duow), events, cls.clock)
+
+
+def _read(record: ChainRecord) -> AuditEventRead:
+    return AuditEventRead(
+        tenant_id=uuid.UUID(record.tenant_id) if record.tenant_id else None,
+        seq=record.seq,
+        actor=dict(record.actor),
+        event_type=record.event_type,
+        event_json=dict(record.event_json),
+        correlation_id=record.correlation_id,
+        idempotency_key=record.idempotency_key,
+        payload_hash=record.payload_hash,
+        prev_hash=record.prev_hash,
+        hash=record.hash,
+        created_at=parse_timestamp(record.created_at),
+    )
+
+
+def list_events(uow: TenantUnitOfWork, query: AuditEventFilter) -> AuditEventPage:
+    """One page of this tenant's events in seq order; `next_cursor` continues after it."""
+    records = ChainStore.for_tenant(uow).page(
+        after_seq=query.after_seq,
+        limit=query.limit,
+        event_type=query.event_type.value if query.event_type else None,
+        actor_id=query.actor_id,
+        correlation_id=query.correlation_id,
+        since=query.since,
+        until=query.until,
+    )
+    items = [_read(record) for record in records]
+    next_cursor = items[-1].seq if len(items) == query.limit else None
+    return AuditEventPage(items=items, next_cursor=next_cursor)
+
+
+@dataclass(frozen=True)
+class AuditExport:
+    archive: bytes
+    checkpoints: int
+    signed_through_seq: int
+    head_seq: int
+
+
+def export_bundles(uow: TenantUnitOfWork, actor: Actor, *, from_checkpoint: int = 1) -> AuditExport:
+    """A zip of this tenant's signed bundles (each verifiable with `asep audit verify
+    --bundle`); events after the last checkpoint are not in it until the next checkpoint.
+    The export is itself audited."""
+    chain = ChainStore.for_tenant(uow)
+    checkpoints = [c for c in chain.checkpoints_list() if c.number >= from_checkpoint]
+    buffer = io.BytesIO()
+    with zipfile.ZipFile(buffer, "w", compression=zipfile.ZIP_DEFLATED) as archive:
+        for checkpoint in checkpoints:
+            prefix = bundle_prefix(chain.scope, checkpoint.number)
+            for name, data in bundle_for(chain, checkpoint).files().items():
+                archive.writestr(f"{prefix}/{name}", data)
+    head = chain.read_head()
+    signed_through = checkpoints[-1].tree_size if checkpoints else 0
+    AuditChain.append(
+        uow,
+        AuditEventType.AUDIT_EXPORTED,
+        actor,
+        {"from_checkpoint": from_checkpoint, "checkpoints": len(checkpoints),
+         "signed_through_seq": signed_through},
+    )  # fmt: skip
+    return AuditExport(
+        archive=buffer.getvalue(),
+        checkpoints=len(checkpoints),
+        signed_through_seq=signed_through,
+        head_seq=head.seq if head is not None else 0,
+    )
