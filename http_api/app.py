@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from fastapi import FastAPI
 
-from http_api import health, unsubscribe, v1
+from http_api import health, hooks, unsubscribe, v1
 from http_api.auth import publish_permissions
 from http_api.middleware import (
     BodySizeLimitMiddleware,
@@ -33,6 +33,7 @@ def create_app() -> FastAPI:
     app.include_router(health.router)
     app.include_router(v1.router)
     app.include_router(unsubscribe.router)
+    app.include_router(hooks.router)
     publish_permissions(app)
     # The last added is the outermost: ids exist before the size check or an error answers.
     app.add_middleware(UnhandledErrorMiddleware)

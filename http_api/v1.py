@@ -4,7 +4,16 @@ from __future__ import annotations
 
 from fastapi import APIRouter
 
-from http_api import approvals, audit, campaigns, identity, policies, prospects, suppressions
+from http_api import (
+    approvals,
+    audit,
+    campaigns,
+    identity,
+    integrations,
+    policies,
+    prospects,
+    suppressions,
+)
 from http_api import sandbox as sandbox_routes
 
 router = APIRouter(prefix="/v1")
@@ -16,3 +25,4 @@ router.include_router(campaigns.router)
 router.include_router(suppressions.router)
 router.include_router(approvals.router)
 router.include_router(sandbox_routes.router)
+router.include_router(integrations.router)

@@ -79,6 +79,24 @@ class Settings(BaseSettings):
     public_base_url: str = "http://localhost:7071"
     approval_ttl_seconds: int = Field(default=72 * 3600, ge=60)
 
+    # HubSpot (OAuth app): client id/secret from the app's Auth settings; the secret also signs
+    # webhooks (signature v3). The redirect URI must match the app's configuration exactly.
+    hubspot_client_id: str | None = None
+    hubspot_client_secret: SecretStr | None = None
+    hubspot_redirect_uri: str | None = None
+    hubspot_auth_url: str = "https://app.hubspot.com/oauth/authorize"
+    hubspot_api_base_url: str = "https://api.hubapi.com"
+    # "free_starter" (100/10 s), "professional", "enterprise" (190/10 s), "oauth" (110/10 s).
+    hubspot_rate_tier: str = "oauth"
+    hubspot_oauth_state_ttl_seconds: int = Field(default=600, ge=60, le=3600)
+    hubspot_webhook_max_age_seconds: int = Field(default=300, ge=1, le=300)
+    # Per-tenant key-encryption keys for integration tokens: Key Vault later, key files now.
+    secrets_key_dir: Path | None = None
+
+    @property
+    def tenant_kek_dir(self) -> Path:
+        return self.secrets_key_dir or self.data_dir / "keys" / "tenants"
+
     @property
     def unsubscribe_secret_file(self) -> Path:
         return self.data_dir / "keys" / "unsubscribe.key"

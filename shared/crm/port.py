@@ -25,6 +25,15 @@ class EngagementType(StrEnum):
     NOTE = "NOTE"
 
 
+class DealStageIntent(StrEnum):
+    """What happened, which each tenant maps to a pipeline stage of its own CRM."""
+
+    POSITIVE_REPLY = "POSITIVE_REPLY"
+    MEETING_BOOKED = "MEETING_BOOKED"
+    QUALIFIED = "QUALIFIED"
+    DISQUALIFIED = "DISQUALIFIED"
+
+
 @dataclass(frozen=True)
 class ExternalRef:
     """An object's id in the CRM, and whether this call created it."""
@@ -92,6 +101,8 @@ class DealCreate:
     stage_id: str | None = None
     close_date: date | None = None
     owner_id: str | None = None
+    # When set (and stage_id is not), the tenant's stage mapping picks pipeline and stage.
+    intent: DealStageIntent | None = None
 
 
 @dataclass(frozen=True)

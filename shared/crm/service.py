@@ -2,21 +2,36 @@
 
 from __future__ import annotations
 
+from typing import Protocol
+
 from shared.audit.schemas import Actor, AuditEventType
 from shared.audit.service import AuditChain
 from shared.crm.internal import InternalCrm
-from shared.crm.port import CrmAdapter
+from shared.crm.port import CrmAdapter, CrmWrite
 from shared.db.unit_of_work import TenantUnitOfWork
 
 
 def crm_for(uow: TenantUnitOfWork) -> CrmAdapter:
-    """The tenant's CRM. Until a tenant connects one (the HubSpot issue adds the choice from
-    its integration record), ASEP's internal records are its CRM."""
+    """The tenant's CRM, chosen from its integration record: HubSpot once the tenant has
+    connected it (also while disconnected or revoked, so writes are held for the reconnect),
+    otherwise ASEP's internal records alone."""
+    # Imported here: the HubSpot provider audits its pushes through this module.
+    from shared.crm.hubspot import HubSpotCrm
+    from shared.crm.integrations import get_integration
+
+    if get_integration(uow) is not None:
+        return HubSpotCrm(uow)
     return InternalCrm(uow)
 
 
+class WriteLog(Protocol):
+    provider: str
+
+    def writes(self) -> list[CrmWrite]: ...
+
+
 def audit_crm_writes(
-    uow: TenantUnitOfWork, crm: CrmAdapter, actor: Actor, correlation_id: str | None = None
+    uow: TenantUnitOfWork, crm: WriteLog, actor: Actor, correlation_id: str | None = None
 ) -> int:
     """CRM_LOGGED for every write the adapter made, tagged with its provider, so a customer
     can find (and undo) everything ASEP wrote to their CRM."""

@@ -4,6 +4,7 @@ from shared.approvals import orm as approvals_orm
 from shared.audit import orm as audit_orm
 from shared.calendar import orm as calendar_orm
 from shared.campaigns import orm as campaigns_orm
+from shared.crm import integration_orm as crm_integration_orm
 from shared.crm import orm as crm_orm
 from shared.db import directory
 from shared.db.base import Base
@@ -31,6 +32,7 @@ ORM_MODULES = (
     drafting_orm,
     llm_orm,
     crm_orm,
+    crm_integration_orm,
 )
 
 metadata = Base.metadata

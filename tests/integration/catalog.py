@@ -124,6 +124,13 @@ def _read_check(table: Table, definition: str) -> None:
     in_list = re.search(r"\(?(\w+)\)?(?:::text)? = ANY \(\(?ARRAY\[(.*?)\]", definition)
     if in_list:
         table.allowed_values[in_list.group(1)] = re.findall(r"'([^']*)'", in_list.group(2))
+        return
+    # PostgreSQL prints a one-value `col IN ('x')` as `(col)::text = 'x'::text`.
+    single = re.fullmatch(
+        r"CHECK \(\(\(?(\w+)\)?(?:::text)? = '([^']*)'(?:::\w+(?: \w+)*)?\)\)", definition
+    )
+    if single:
+        table.allowed_values[single.group(1)] = [single.group(2)]
 
 
 def _value(table: Table, column: Column) -> Any:

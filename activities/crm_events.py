@@ -1,0 +1,58 @@
+"""CRM functions: HubSpot webhook events from the `crm-events` queue, and pushing queued CRM
+writes to HubSpot (as an activity for orchestrations, and on a timer as the backstop that
+replays held writes after a reconnect)."""
+
+from __future__ import annotations
+
+import logging
+import uuid
+from typing import Any
+
+import azure.durable_functions as df
+import azure.functions as func
+
+from shared.crm import webhooks
+from shared.crm.hubspot import hubspot_tenants, push_pending
+
+log = logging.getLogger("asep.crm.functions")
+
+blueprint = df.Blueprint()
+
+
+@blueprint.service_bus_queue_trigger(
+    arg_name="msg", queue_name=webhooks.CRM_EVENTS_QUEUE, connection="ServiceBusConnection"
+)
+def crm_events(msg: func.ServiceBusMessage) -> None:
+    outcome = webhooks.process_message(msg.get_body())
+    log.info("crm event processed", extra={"message_id": msg.message_id, "outcome": outcome})
+
+
+@blueprint.activity_trigger(input_name="payload")
+def push_crm_writes(payload: dict[str, Any]) -> dict[str, Any]:
+    report = push_pending(uuid.UUID(payload["tenant_id"]))
+    return {
+        "done": report.done,
+        "rejected": report.rejected,
+        "held": report.held,
+        "left_pending": report.left_pending,
+    }
+
+
+@blueprint.timer_trigger(schedule="0 * * * * *", arg_name="timer", run_on_startup=False)
+def push_crm_writes_timer(timer: func.TimerRequest) -> None:
+    for tenant_id in hubspot_tenants():
+        try:
+            report = push_pending(tenant_id)
+        except Exception:
+            # One tenant's failure must not stop the others' pushes; it retries next minute.
+            log.exception("crm push failed", extra={"tenant_id": str(tenant_id)})
+            continue
+        if report.claimed:
+            log.info(
+                "crm push",
+                extra={
+                    "tenant_id": str(tenant_id),
+                    "done": report.done,
+                    "pending": report.left_pending,
+                },
+            )

@@ -1,0 +1,3 @@
+from tests.fakes.hubspot.server import FakeHubSpot
+
+__all__ = ["FakeHubSpot"]
