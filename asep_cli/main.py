@@ -8,6 +8,7 @@ import sys
 from collections.abc import Callable, Sequence
 
 from asep_cli.audit import add_audit_commands
+from asep_cli.replies import add_replies_commands
 from shared.config import REPO_ROOT, get_settings
 from shared.db.migrate import upgrade_to_head
 from shared.db.server import (
@@ -127,6 +128,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
 
     add_audit_commands(commands)
+    add_replies_commands(commands)
 
     serve = commands.add_parser("serve", help="serve function_app.py through devhost")
     serve.add_argument("--host")

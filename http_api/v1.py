@@ -14,6 +14,7 @@ from http_api import (
     prospects,
     suppressions,
 )
+from http_api import replies as replies_routes
 from http_api import sandbox as sandbox_routes
 
 router = APIRouter(prefix="/v1")
@@ -26,3 +27,4 @@ router.include_router(suppressions.router)
 router.include_router(approvals.router)
 router.include_router(sandbox_routes.router)
 router.include_router(integrations.router)
+router.include_router(replies_routes.router)

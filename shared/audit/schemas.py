@@ -71,6 +71,9 @@ class AuditEventType(StrEnum):
     SEND_DRAFTED = "SEND_DRAFTED"
     SEND_RECONCILED = "SEND_RECONCILED"
     INBOUND_STORED = "INBOUND_STORED"
+    # Replies: classification of inbound mail and people's corrections.
+    REPLY_CLASSIFIED = "REPLY_CLASSIFIED"
+    REPLY_RELABELLED = "REPLY_RELABELLED"
 
 
 class ActorType(StrEnum):

@@ -15,6 +15,7 @@ from shared.llm import orm as llm_orm
 from shared.mail import orm as mail_orm
 from shared.policy import orm as policy_orm
 from shared.prospects import orm as prospects_orm
+from shared.replies import orm as replies_orm
 from shared.research import orm as research_orm
 
 ORM_MODULES = (
@@ -33,6 +34,7 @@ ORM_MODULES = (
     llm_orm,
     crm_orm,
     crm_integration_orm,
+    replies_orm,
 )
 
 metadata = Base.metadata

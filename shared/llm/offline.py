@@ -54,7 +54,15 @@ def draft_email(context: dict[str, Any]) -> dict[str, Any]:
     }
 
 
-TASKS: dict[Task, Answer] = {Task.DRAFT_EMAIL: draft_email}
+def classify_reply(context: dict[str, Any]) -> dict[str, Any]:
+    """The shipped reply classifier's answer for the reply's new text (shared/replies)."""
+    from shared.replies.classifier import offline_model  # loads the model on first use only
+
+    output = offline_model().output(str(context["text"]), str(context.get("subject", "")))
+    return output.model_dump(mode="json")
+
+
+TASKS: dict[Task, Answer] = {Task.DRAFT_EMAIL: draft_email, Task.CLASSIFY_REPLY: classify_reply}
 
 
 class OfflineModel:

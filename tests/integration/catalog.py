@@ -52,6 +52,8 @@ class Table:
     foreign_keys: list[ForeignKey] = field(default_factory=list)
     allowed_values: dict[str, list[str]] = field(default_factory=dict)
     lowercase_columns: set[str] = field(default_factory=set)
+    # Numeric range checks (`confidence >= 0 AND confidence <= 1`): column -> (min, max).
+    bounds: dict[str, tuple[float | None, float | None]] = field(default_factory=dict)
     primary_key: list[str] = field(default_factory=list)
 
 
@@ -121,6 +123,15 @@ def _read_check(table: Table, definition: str) -> None:
     lowered = re.search(r"\((\w+)\)::text = lower\(", definition)
     if lowered:
         table.lowercase_columns.add(lowered.group(1))
+    for column, operator, number in re.findall(
+        r"\(?(\w+) ([<>]=?) \(?(-?\d+(?:\.\d+)?)\)?(?:::[\w ]+)?", definition
+    ):
+        low, high = table.bounds.get(column, (None, None))
+        if operator.startswith(">"):
+            low = float(number) if operator == ">=" else float(number) + 1
+        else:
+            high = float(number) if operator == "<=" else float(number) - 1
+        table.bounds[column] = (low, high)
     in_list = re.search(r"\(?(\w+)\)?(?:::text)? = ANY \(\(?ARRAY\[(.*?)\]", definition)
     if in_list:
         table.allowed_values[in_list.group(1)] = re.findall(r"'([^']*)'", in_list.group(2))
@@ -144,7 +155,12 @@ def _value(table: Table, column: Column) -> Any:
             value = f"v{n}-{uuid.uuid4().hex[:8]}"
             return value[: column.max_length] if column.max_length else value
         case "integer" | "bigint" | "smallint" | "numeric" | "double precision" | "real":
-            return n
+            low, high = table.bounds.get(column.name, (None, None))
+            if high is not None:
+                chosen = low if low is not None else high
+            else:
+                chosen = max(n, low) if low is not None else n
+            return int(chosen) if column.data_type in {"integer", "bigint", "smallint"} else chosen
         case "boolean":
             return False
         case "jsonb" | "json":
