@@ -5,14 +5,18 @@ from __future__ import annotations
 import azure.durable_functions as df
 import azure.functions as func
 
+from activities.campaign import blueprint as campaign_activities
 from http_api.app import create_app
 from http_api.durable import durable_client_var
+from orchestrators.campaign import blueprint as campaign_orchestrators
 from shared.config import get_settings
 from shared.telemetry.logging import configure_logging
 
 configure_logging(get_settings().log_level)
 
 app = df.DFApp(http_auth_level=func.AuthLevel.ANONYMOUS)
+app.register_functions(campaign_orchestrators)
+app.register_functions(campaign_activities)
 asgi = func.AsgiMiddleware(create_app())
 
 

@@ -11,6 +11,11 @@ from http_api.middleware import (
     RequestContextMiddleware,
     UnhandledErrorMiddleware,
 )
+from http_api.orchestration_bridge import (
+    DurableApprovalSink,
+    DurableKillSwitchSignal,
+    DurableReplySignal,
+)
 from http_api.problems import install_problem_handlers
 from shared.config import get_settings
 from shared.identity.authentication import Authenticator
@@ -30,6 +35,11 @@ def create_app() -> FastAPI:
     )
     install_problem_handlers(app)
     app.state.authenticator = Authenticator(settings)
+    # Durable implementations of the ports that wake orchestrations; each uses the durable
+    # client of the request it runs in (and logs, without one, outside the Functions host).
+    app.state.approval_decision_sink = DurableApprovalSink()
+    app.state.orchestration_signal = DurableKillSwitchSignal()
+    app.state.reply_signal = DurableReplySignal()
     app.include_router(health.router)
     app.include_router(v1.router)
     app.include_router(unsubscribe.router)

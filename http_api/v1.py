@@ -8,6 +8,7 @@ from http_api import (
     approvals,
     audit,
     campaigns,
+    execution,
     identity,
     integrations,
     policies,
@@ -27,4 +28,5 @@ router.include_router(suppressions.router)
 router.include_router(approvals.router)
 router.include_router(sandbox_routes.router)
 router.include_router(integrations.router)
+router.include_router(execution.router)
 router.include_router(replies_routes.router)

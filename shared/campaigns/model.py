@@ -5,8 +5,12 @@ from __future__ import annotations
 import re
 from collections.abc import Sequence
 from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from zoneinfo import ZoneInfo
 
-from shared.campaigns.schemas import BranchStep, DelayStep, EmailStep, SequenceCreate
+from shared.campaigns.schemas import BranchStep, DelayStep, EmailStep, SendWindow, SequenceCreate
+
+WEEKDAYS = ("mon", "tue", "wed", "thu", "fri", "sat", "sun")
 
 # Always available to templates: the prospect, the company and the sender.
 BUILTIN_VARIABLES = frozenset(
@@ -136,3 +140,23 @@ def render(template: str, values: dict[str, str]) -> tuple[str, list[str]]:
         return value
 
     return PLACEHOLDER.sub(fill, template), missing
+
+
+def next_window_opening(now: datetime, window: SendWindow) -> datetime | None:
+    """None when `now` (aware) is inside the send window; else when it next opens, in UTC."""
+    zone = ZoneInfo(window.time_zone)
+    local = now.astimezone(zone)
+    days = {WEEKDAYS.index(day.value) for day in window.days}
+    for offset in range(8):
+        day = (local + timedelta(days=offset)).date()
+        if day.weekday() not in days:
+            continue
+        opens = datetime.combine(day, window.start, tzinfo=zone)
+        closes = datetime.combine(day, window.end, tzinfo=zone)
+        if closes <= opens:  # a window past midnight: it closes the next day
+            closes += timedelta(days=1)
+        if offset == 0 and opens <= local < closes:
+            return None
+        if opens > local:
+            return opens.astimezone(UTC)
+    raise ValueError("a send window needs at least one day")

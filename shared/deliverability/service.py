@@ -277,3 +277,8 @@ def consume(uow: TenantUnitOfWork, reservation: Reservation | uuid.UUID) -> bool
     """Mark the reservation's send as handed to the provider: it can no longer be released."""
     reservation_id = reservation if isinstance(reservation, uuid.UUID) else reservation.id
     return repository.settle_reservation(uow, reservation_id, "consumed") is not None
+
+
+def list_mailboxes(uow: TenantUnitOfWork) -> list[MailboxRead]:
+    rows = uow.session.scalars(uow.scoped(Mailbox).order_by(Mailbox.created_at, Mailbox.id))
+    return [MailboxRead.model_validate(row) for row in rows]

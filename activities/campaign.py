@@ -1,0 +1,129 @@
+"""Campaign activities: thin wrappers over shared.execution, one pydantic input each.
+
+Each runs its own unit(s) of work inside the service; the ones that start orchestrations
+take the durable client binding (ARCHITECTURE.md §6).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import uuid
+from typing import Any
+
+import azure.durable_functions as df
+
+from shared.config import get_settings
+from shared.execution import control, service
+from shared.execution.orchestrations import DurableOrchestrations
+from shared.execution.schemas import (
+    CanaryVerdict,
+    EngagementQuery,
+    EnrolBatch,
+    EnrolResult,
+    IntentRef,
+    JourneyInput,
+    JourneyUpdate,
+    LogTouch,
+    PrepareTouch,
+    SendTouch,
+    journey_instance_id,
+)
+from shared.mail import sending
+
+blueprint = df.Blueprint()
+
+
+@blueprint.activity_trigger(input_name="payload")
+def load_sequence_plan(payload: dict[str, Any]) -> dict[str, Any]:
+    plan = service.sequence_plan(uuid.UUID(payload["tenant_id"]), uuid.UUID(payload["sequence_id"]))
+    return plan.model_dump(mode="json")
+
+
+@blueprint.activity_trigger(input_name="payload")
+def prepare_touch(payload: dict[str, Any]) -> dict[str, Any]:
+    return service.prepare_touch(PrepareTouch.model_validate(payload)).model_dump(mode="json")
+
+
+@blueprint.activity_trigger(input_name="payload")
+def send_touch(payload: dict[str, Any]) -> dict[str, Any]:
+    return service.send_touch(SendTouch.model_validate(payload)).model_dump(mode="json")
+
+
+@blueprint.activity_trigger(input_name="payload")
+def deliver_touch(payload: dict[str, Any]) -> dict[str, Any]:
+    ref = IntentRef.model_validate(payload)
+    return sending.deliver(ref.tenant_id, ref.intent_id).model_dump(mode="json")
+
+
+@blueprint.activity_trigger(input_name="payload")
+def reconcile_touch(payload: dict[str, Any]) -> dict[str, Any]:
+    ref = IntentRef.model_validate(payload)
+    return sending.reconcile(ref.tenant_id, ref.intent_id).model_dump(mode="json")
+
+
+@blueprint.activity_trigger(input_name="payload")
+def log_touch(payload: dict[str, Any]) -> None:
+    service.log_touch(LogTouch.model_validate(payload))
+
+
+@blueprint.activity_trigger(input_name="payload")
+def update_journey(payload: dict[str, Any]) -> None:
+    service.update_journey(JourneyUpdate.model_validate(payload))
+
+
+@blueprint.activity_trigger(input_name="payload")
+def engagement(payload: dict[str, Any]) -> dict[str, Any]:
+    return service.engagement(EngagementQuery.model_validate(payload)).model_dump(mode="json")
+
+
+@blueprint.activity_trigger(input_name="payload")
+def canary_verdict(payload: dict[str, Any]) -> dict[str, Any]:
+    verdict = service.canary_verdict(
+        uuid.UUID(payload["tenant_id"]), uuid.UUID(payload["campaign_id"])
+    )
+    return verdict.model_dump(mode="json")
+
+
+@blueprint.activity_trigger(input_name="payload")
+def record_canary_outcome(payload: dict[str, Any]) -> None:
+    control.record_canary_outcome(
+        uuid.UUID(payload["tenant_id"]),
+        uuid.UUID(payload["campaign_id"]),
+        CanaryVerdict.model_validate(payload["verdict"]),
+    )
+
+
+@blueprint.activity_trigger(input_name="payload")
+@blueprint.durable_client_input(client_name="client")
+async def enrol_batch(
+    payload: dict[str, Any], client: df.DurableOrchestrationClient
+) -> dict[str, Any]:
+    """Start one `prospect_sequence` per pending member, with deterministic instance ids:
+    a retried batch finds the instances already running and starts nothing twice."""
+    batch = EnrolBatch.model_validate(payload)
+    members = await asyncio.to_thread(service.enrolment_batch, batch)
+    approval_timeout = get_settings().approval_ttl_seconds
+    orchestrations = DurableOrchestrations(client)
+    started: dict[uuid.UUID, str] = {}
+    for member in members:
+        journey = JourneyInput(
+            tenant_id=batch.tenant_id,
+            campaign_id=batch.campaign_id,
+            sequence_id=batch.sequence_id,
+            prospect_id=member.prospect_id,
+            mailbox_id=member.mailbox_id,
+            correlation_id=journey_instance_id(batch.campaign_id, member.prospect_id),
+            canary=member.canary,
+            approval_timeout_seconds=approval_timeout,
+        )
+        await orchestrations.start(
+            "prospect_sequence", journey.instance_id, journey.model_dump(mode="json")
+        )
+        started[member.prospect_id] = journey.instance_id
+    await asyncio.to_thread(
+        service.mark_enrolled, batch.tenant_id, batch.campaign_id, list(started), started
+    )
+    last = max((m.position for m in members), default=batch.after_position)
+    return EnrolResult(
+        enrolled=len(started), last_position=last, done=len(members) < batch.limit
+    ).model_dump(mode="json")

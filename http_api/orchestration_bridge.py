@@ -1,0 +1,70 @@
+"""Durable implementations of the ports that wake orchestrations from a request.
+
+They run after the request's transaction commits (after-commit hooks, background tasks), in
+a worker thread of the request's event loop, with the host's durable client of that request;
+`anyio.from_thread.run` hands the client's coroutines back to that loop.
+"""
+
+from __future__ import annotations
+
+import logging
+import uuid
+from typing import Any
+
+import anyio.from_thread
+
+from http_api.durable import durable_client_var
+from shared.approvals.schemas import ApprovalOutcome
+from shared.db.unit_of_work import tenant_unit_of_work
+from shared.execution.control import live_instances
+from shared.execution.orchestrations import DurableOrchestrations
+from shared.execution.schemas import journey_instance_id
+from shared.mail.inbound import ReplyEvent
+from shared.policy.kill_switch import kill_switch_state
+
+log = logging.getLogger(__name__)
+
+
+def _raise(instance_id: str, event: str, payload: dict[str, Any]) -> None:
+    client = durable_client_var.get()
+    if client is None:
+        log.warning("no durable client in this request: %s not raised to %s", event, instance_id)
+        return
+    anyio.from_thread.run(DurableOrchestrations(client).raise_event, instance_id, event, payload)
+
+
+class DurableApprovalSink:
+    def deliver(
+        self,
+        tenant_id: uuid.UUID,
+        approval_id: uuid.UUID,
+        orchestration_instance_id: str,
+        decision: ApprovalOutcome,
+    ) -> None:
+        _raise(orchestration_instance_id, "approval", decision.model_dump(mode="json"))
+
+
+class DurableKillSwitchSignal:
+    def signal_kill_switch(self, tenant_id: uuid.UUID, campaign_id: uuid.UUID | None) -> None:
+        with tenant_unit_of_work(tenant_id) as uow:
+            tenant_active, campaign_active = kill_switch_state(uow, campaign_id)
+            instances = live_instances(uow, None if tenant_active else campaign_id)
+        if not (tenant_active or campaign_active):
+            return  # a release: stopped journeys stay stopped; new starts go through policy
+        for instance_id in instances:
+            _raise(instance_id, "stop", {"reason": "kill switch"})
+
+
+class DurableReplySignal:
+    def raise_reply(self, event: ReplyEvent) -> None:
+        if event.campaign_id is None or event.prospect_id is None:
+            return
+        reason = "bounce" if event.content_type.lower().startswith("multipart/report") else "reply"
+        _raise(
+            journey_instance_id(event.campaign_id, event.prospect_id),
+            "stop",
+            {
+                "reason": reason,
+                "inbound_id": str(event.inbound_id),
+            },
+        )

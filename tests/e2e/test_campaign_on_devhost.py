@@ -1,0 +1,244 @@
+"""The outbound wedge end to end on devhost, through the HTTP API as a customer drives it:
+mailbox, prospects, campaign, sequence, start; first touches wait for a manager's approval;
+sends carry the unsubscribe headers and footer; a reply stops that prospect's journey; a
+.gov address is blocked by policy; every step is in the audit log under the journey's id."""
+
+from __future__ import annotations
+
+import email
+import email.policy
+import json
+import time
+import uuid
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any
+
+import httpx
+import psycopg
+import pytest
+
+from shared.db.server import DatabaseUrls, libpq_dsn
+from shared.identity import dev_issuer
+from shared.identity.model import Role
+from shared.identity.schemas import TenantCreate
+from shared.identity.service import provision_tenant
+from tests.devhost.conftest import DevhostProcess
+
+REPO = Path(__file__).resolve().parents[2]
+POSTAL = "1 Market St, San Francisco, CA 94105"
+CSV = (
+    b"email,first_name,last_name,title,company,website\n"
+    b"ana@acme.example,Ana,Alvarez,CTO,Acme,acme.example\n"
+    b"bo@globex.example,Bo,Berg,VP Sales,Globex,globex.example\n"
+    b"cy@initech.example,Cy,Chen,Head of Ops,Initech,initech.example\n"
+    b"dee@agency.gov,Dee,Diaz,Director,Agency,agency.gov\n"
+)
+SEQUENCE = {
+    "name": "two touches",
+    "steps": [
+        {
+            "id": "t1",
+            "type": "email",
+            "subject": "Idea for {{company_name}}",
+            "body": "Hi {{first_name}},\n\n{{personalization}}\n\nWorth a quick chat?",
+            "approval": "every_time",
+            "next": "d1",
+        },
+        {"id": "d1", "type": "delay", "seconds": 3, "next": "t2"},
+        {
+            "id": "t2",
+            "type": "email",
+            "subject": "Re: idea for {{company_name}}",
+            "body": "Hi {{first_name}}, bumping this in case it got buried.",
+            "approval": "once",
+        },
+    ],
+    "variables": ["personalization"],
+}
+
+
+@pytest.fixture(scope="module")
+def host(
+    database: DatabaseUrls, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[DevhostProcess]:
+    settings_env = {
+        "ASEP_ENV": "test",
+        "ASEP_DATABASE_NAME": str(database.owner.database),
+        "ASEP_LOG_LEVEL": "WARNING",
+        # What a deployment sets: RFC 8058 one-click links must be https.
+        "ASEP_PUBLIC_BASE_URL": "https://asep.example.test",
+    }
+    process = DevhostProcess(
+        app_dir=REPO,
+        dsn=libpq_dsn(database.owner),
+        log_path=tmp_path_factory.mktemp("e2e") / "devhost.log",
+        env=settings_env,
+    )
+    process.start(timeout=60)
+    try:
+        yield process
+    finally:
+        process.stop()
+
+
+def wait_until(
+    condition: Callable[[], Any], host: DevhostProcess, timeout: float = 60.0, what: str = ""
+) -> Any:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        value = condition()
+        if value:
+            return value
+        time.sleep(0.25)
+    instances = httpx.get(f"{host.base_url}/admin/devhost/instances", timeout=10).text
+    invocations = httpx.get(f"{host.base_url}/admin/devhost/invocations?limit=30", timeout=10).text
+    raise AssertionError(
+        f"timed out waiting for {what}\ninstances: {instances[:3000]}\n"
+        f"invocations: {invocations[-4000:]}\nlog: {host.log_path.read_text()[-3000:]}"
+    )
+
+
+def test_a_campaign_runs_end_to_end(host: DevhostProcess, database: DatabaseUrls) -> None:
+    slug = f"e2e-{uuid.uuid4().hex[:8]}"
+    tenant = provision_tenant(TenantCreate(slug=slug, name="E2E Corp"))
+    with psycopg.connect(libpq_dsn(database.owner)) as conn:
+        conn.execute("SELECT set_config('app.tenant_id', %s, false)", (str(tenant.id),))
+        conn.execute(
+            "UPDATE tenants SET settings = %s::jsonb WHERE id = %s",
+            (json.dumps({"postal_address": POSTAL, "sender_name": "Sam"}), tenant.id),
+        )
+        conn.commit()
+    revops = {"Authorization": f"Bearer {dev_issuer.dev_token(slug, Role.REVOPS)}"}
+    manager = {"Authorization": f"Bearer {dev_issuer.dev_token(slug, Role.MANAGER)}"}
+    api = httpx.Client(base_url=host.base_url, timeout=30)
+
+    mailbox = api.post(
+        "/v1/mailboxes",
+        headers=revops,
+        json={
+            "address": "sam@vendor.example",
+            "provider": "sandbox",
+            "time_zone": "UTC",
+            "daily_cap": 100,
+            "hourly_cap": 50,
+            "new_recipients_cap": 40,
+        },
+    )
+    assert mailbox.status_code == 201, mailbox.text
+    mailbox_id = mailbox.json()["id"]
+    imported = api.post(
+        "/v1/prospects/import", content=CSV, headers={**revops, "content-type": "text/csv"}
+    )
+    assert imported.json()["imported"] == 4, imported.text
+    campaign = api.post(
+        "/v1/campaigns",
+        headers=revops,
+        json={
+            "name": "E2E",
+            "settings": {
+                "mode": "full",
+                "mailbox_ids": [mailbox_id],
+                "send_window": {
+                    "start": "00:00",
+                    "end": "00:00",
+                    "days": ["mon", "tue", "wed", "thu", "fri", "sat", "sun"],
+                },
+                "canary": {"enabled": False},
+            },
+        },
+    )
+    assert campaign.status_code == 201, campaign.text
+    campaign_id = campaign.json()["id"]
+    no_sequence = api.post(f"/v1/campaigns/{campaign_id}/start", headers=revops)
+    assert no_sequence.status_code == 409
+    assert "no sequence" in no_sequence.json()["detail"]
+    assert (
+        api.post(
+            f"/v1/campaigns/{campaign_id}/sequences", headers=revops, json=SEQUENCE
+        ).status_code
+        == 201
+    )
+    added = api.post(
+        f"/v1/campaigns/{campaign_id}/prospects", headers=revops, json={"all_active": True}
+    )
+    assert added.json()["added"] == 4, added.text
+    started = api.post(f"/v1/campaigns/{campaign_id}/start", headers=revops)
+    assert started.status_code == 202, started.text
+
+    def pending_approvals() -> list[dict[str, Any]]:
+        page = api.get("/v1/approvals", headers=manager, params={"status": "pending"}).json()
+        items: list[dict[str, Any]] = page["items"]
+        return items if len(items) >= 3 else []
+
+    approvals = wait_until(pending_approvals, host, what="three first-touch approvals")
+    assert len(approvals) == 3, "the .gov prospect is blocked before any approval"
+    for approval in approvals:
+        decided = api.post(f"/v1/approvals/{approval['id']}/approve", headers=manager, json={})
+        assert decided.status_code == 200, decided.text
+
+    def sent_messages() -> list[dict[str, Any]]:
+        page = api.get(
+            f"/v1/sandbox/mailboxes/{mailbox_id}/messages",
+            headers=revops,
+            params={"direction": "sent", "raw": "true"},
+        ).json()
+        items: list[dict[str, Any]] = page["items"]
+        return items
+
+    first_touches = wait_until(
+        lambda: len(sent_messages()) >= 3 and sent_messages(), host, what="three first touches"
+    )
+    ana = next(m for m in first_touches if "ana@acme.example" in str(m.get("recipients")))
+    reply = (
+        "From: Ana Alvarez <ana@acme.example>\r\nTo: sam@vendor.example\r\n"
+        f"Subject: Re: {ana['subject']}\r\nMessage-ID: <reply-{uuid.uuid4().hex}@acme.example>\r\n"
+        f"In-Reply-To: {ana['message_id']}\r\nReferences: {ana['message_id']}\r\n\r\n"
+        "Sounds interesting, let's talk next week.\r\n"
+    ).encode()
+    injected = api.post(
+        f"/v1/sandbox/mailboxes/{mailbox_id}/inbound",
+        content=reply,
+        headers={**revops, "content-type": "message/rfc822"},
+    )
+    assert injected.status_code == 202, injected.text
+
+    def journeys_done() -> dict[str, int] | None:
+        status = api.get(
+            "/v1/execution/status", headers=revops, params={"campaign_id": campaign_id}
+        ).json()
+        members: dict[str, int] = status[0]["members"]
+        live = members.get("running", 0) + members.get("awaiting_approval", 0)
+        return members if live == 0 and sum(members.values()) == 4 else None
+
+    members = wait_until(journeys_done, host, timeout=90, what="every journey to end")
+    assert members == {"completed": 2, "replied": 1, "held": 1}, members
+
+    sent = sent_messages()
+    recipients = sorted(str(m["recipients"][0]) for m in sent)
+    assert recipients == [
+        "ana@acme.example",
+        "bo@globex.example",
+        "bo@globex.example",
+        "cy@initech.example",
+        "cy@initech.example",
+    ], "Ana replied after touch one; the .gov address never got mail"
+    assert len({m["message_id"] for m in sent}) == len(sent)
+    for message in sent:
+        parsed = email.message_from_string(str(message["raw"]), policy=email.policy.default)
+        assert parsed["List-Unsubscribe"].startswith("<https://")
+        assert parsed["List-Unsubscribe-Post"] == "List-Unsubscribe=One-Click"
+        body = parsed.get_body(preferencelist=("plain",))
+        assert body is not None
+        text = body.get_content()
+        assert POSTAL in text
+
+    with psycopg.connect(libpq_dsn(database.owner)) as conn:
+        conn.execute("SELECT set_config('app.tenant_id', %s, false)", (str(tenant.id),))
+        rows = conn.execute(
+            "SELECT DISTINCT event_type FROM audit_events WHERE tenant_id = %s "
+            "AND correlation_id LIKE %s",
+            (tenant.id, f"{campaign_id}:%"),
+        ).fetchall()
+    journey_events = {row[0] for row in rows}
+    assert {"RESEARCH_COMPLETED", "DRAFT_CREATED", "SEND_SUCCEEDED", "CRM_LOGGED"} <= journey_events
