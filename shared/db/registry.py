@@ -10,6 +10,7 @@ from shared.db import directory
 from shared.db.base import Base
 from shared.deliverability import orm as deliverability_orm
 from shared.drafting import orm as drafting_orm
+from shared.execution import orm as execution_orm
 from shared.identity import orm as identity_orm
 from shared.llm import orm as llm_orm
 from shared.mail import orm as mail_orm
@@ -35,6 +36,7 @@ ORM_MODULES = (
     crm_orm,
     crm_integration_orm,
     replies_orm,
+    execution_orm,
 )
 
 metadata = Base.metadata
