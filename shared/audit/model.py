@@ -8,7 +8,8 @@ from __future__ import annotations
 
 import hashlib
 import json
-from collections.abc import Iterable, Mapping, Sequence
+import re
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from enum import StrEnum
@@ -46,6 +47,8 @@ def _plain_json(value: Any) -> bool:
 
 # One encoder: json.dumps with non-default options builds a new encoder on every call.
 _encode = json.JSONEncoder(sort_keys=True, separators=(",", ":"), ensure_ascii=False).encode
+# What that encoder does to a string (escapes only '"', '\\' and control characters).
+_encode_str: Callable[[str], str] = json.encoder.encode_basestring
 
 
 def canonical_json(value: Any) -> bytes:
@@ -58,6 +61,30 @@ def canonical_json(value: Any) -> bytes:
         except UnicodeEncodeError:
             pass  # lone surrogates: let rfc8785 raise its own error
     return rfc8785.dumps(value)
+
+
+_decode = json.JSONDecoder().decode
+# A JSON number token follows ':', '[' or ',' (objects and arrays), so these find every float
+# (a digit then '.', 'e' or 'E') and every integer of 16+ digits (beyond 2**53 - 1 is
+# possible). Matches inside strings only cost the slow path, never correctness.
+_UNUSUAL_NUMBER = re.compile(r"[:\[,]\s*-?\d+[.eE]|[:\[,]\s*-?\d{16}")
+
+
+def load_canonical(text: str) -> tuple[Any, bytes]:
+    """Parse JSON text and return (value, its RFC 8785 bytes), canonicalizing only once.
+
+    Text that is ASCII without \\u escapes (so its keys are ASCII) and has no float or
+    large integer is canonicalized by `json` directly, skipping `canonical_json`'s value walk.
+    """
+    value = _decode(text)
+    if (
+        not text.isascii()
+        or "\\u" in text
+        or _UNUSUAL_NUMBER.search(text)
+        or not text.lstrip().startswith(("{", "["))
+    ):
+        return value, canonical_json(value)
+    return value, _encode(value).encode("utf-8")
 
 
 def sha256_hex(data: bytes) -> str:
@@ -94,8 +121,16 @@ class ChainRecord:
     prev_hash: str
     created_at: str
     hash: str = ""
-    # The payload's canonical JSON when this process sealed the record (saves re-encoding).
-    canonical_payload: bytes | None = field(default=None, compare=False, repr=False)
+    # Canonical JSON of event_json / actor when already known (sealed here, or read and
+    # canonicalized once by the repository): saves encoding them again for each hash.
+    # init=False: `dataclasses.replace` must not carry them over to changed content.
+    canonical_payload: bytes | None = field(default=None, init=False, compare=False, repr=False)
+    canonical_actor: bytes | None = field(default=None, init=False, compare=False, repr=False)
+
+    def remember_canonical(self, payload: bytes | None, actor: bytes | None = None) -> None:
+        """Cache canonical bytes computed from this record's own event_json / actor."""
+        object.__setattr__(self, "canonical_payload", payload)
+        object.__setattr__(self, "canonical_actor", actor)
 
     def hashed_fields(self) -> dict[str, Any]:
         """The record without `hash`: exactly what `hash` commits to."""
@@ -122,7 +157,11 @@ class ChainRecord:
 
     def digests(self) -> tuple[str, str]:
         """(payload hash, record hash) recomputed from the content."""
-        payload = canonical_json(self.event_json)
+        payload = (
+            self.canonical_payload
+            if self.canonical_payload is not None
+            else canonical_json(self.event_json)
+        )
         return sha256_hex(payload), sha256_hex(self.canonical_bytes(payload))
 
     def compute_hash(self) -> str:
@@ -154,7 +193,7 @@ def _scalar(value: Any) -> bytes:
     # The common case (a string column) without the generic value walk.
     if type(value) is str:
         try:
-            return _encode(value).encode("utf-8")
+            return _encode_str(value).encode("utf-8")
         except UnicodeEncodeError:
             pass
     return canonical_json(value)
@@ -169,7 +208,7 @@ def _record_bytes(record: ChainRecord, canonical_payload: bytes) -> bytes:
     """
     return b"".join(
         (
-            b'{"actor":', canonical_json(record.actor),
+            b'{"actor":', record.canonical_actor or canonical_json(record.actor),
             b',"correlation_id":', _scalar(record.correlation_id),
             b',"created_at":', _scalar(record.created_at),
             b',"event_json":', canonical_payload,
@@ -209,8 +248,8 @@ def seal(
         payload_hash=sha256_hex(canonical_payload),
         prev_hash=prev_hash,
         created_at=format_timestamp(created_at),
-        canonical_payload=canonical_payload,
     )
+    record.remember_canonical(canonical_payload)
     # Frozen for everyone else; set once here, before anyone holds the record.
     object.__setattr__(record, "hash", sha256_hex(_record_bytes(record, canonical_payload)))
     return record

@@ -29,7 +29,7 @@ from sqlalchemy import (
 )
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 
-from shared.audit.model import ChainRecord, format_timestamp
+from shared.audit.model import ChainRecord, format_timestamp, load_canonical
 from shared.audit.orm import (
     AuditCheckpoint,
     AuditEvent,
@@ -41,6 +41,8 @@ from shared.audit.orm import (
 from shared.db.unit_of_work import DirectoryUnitOfWork, TenantUnitOfWork
 
 PLATFORM_SCOPE = "platform"
+# format_timestamp's format in PostgreSQL's to_char terms.
+PG_TIMESTAMP_FORMAT = 'YYYY-MM-DD"T"HH24:MI:SS.US"Z"'
 
 
 @dataclass(frozen=True)
@@ -48,6 +50,26 @@ class _WriteSql:
     insert: TextClause
     move_head: TextClause
     append_one: TextClause
+
+
+@dataclass(frozen=True)
+class _ReadSql:
+    bounded: TextClause
+    unbounded: TextClause
+
+
+@lru_cache(maxsize=4)
+def _read_sql(events: str, *, tenant: bool) -> _ReadSql:
+    select_sql = (
+        "SELECT seq, actor::text, event_type, event_json::text, correlation_id, "
+        "idempotency_key, payload_hash, prev_hash, hash, "
+        f"to_char(created_at AT TIME ZONE 'UTC', '{PG_TIMESTAMP_FORMAT}') "
+        f"FROM {events} WHERE {'tenant_id = :tenant_id AND ' if tenant else ''}seq >= :first"
+    )
+    return _ReadSql(
+        bounded=text(f"{select_sql} AND seq <= :last ORDER BY seq"),
+        unbounded=text(f"{select_sql} ORDER BY seq"),
+    )
 
 
 @lru_cache(maxsize=4)
@@ -247,14 +269,45 @@ class ChainStore:
     def records(
         self, *, first_seq: int = 1, last_seq: int | None = None, batch: int = 5_000
     ) -> Iterator[ChainRecord]:
-        """Stored records with first_seq <= seq <= last_seq in seq order, streamed."""
-        e = self.events
-        statement = self._event_select().where(e.c.seq >= first_seq).order_by(e.c.seq)
-        if last_seq is not None:
-            statement = statement.where(e.c.seq <= last_seq)
-        result = self._db.execute(statement.execution_options(yield_per=batch))
-        for row in result:
-            yield self.to_record(row)
+        """Stored records with first_seq <= seq <= last_seq in seq order, streamed.
+
+        The verifier reads millions of these, so the JSON comes as text and is parsed and
+        canonicalized once here, and PostgreSQL formats the timestamp.
+        """
+        sql = _read_sql(self.events.name, tenant=self.tenant_id is not None)
+        params = {"tenant_id": self.tenant_id, "first": first_seq, "last": last_seq}
+        statement = sql.bounded if last_seq is not None else sql.unbounded
+        result = self._db.execute(statement.execution_options(yield_per=batch), params)
+        tenant = str(self.tenant_id) if self.tenant_id is not None else None
+        for (
+            seq,
+            actor,
+            event_type,
+            event_json,
+            correlation,
+            idempotency,
+            payload,
+            prev,
+            digest,
+            at,
+        ) in result:
+            actor_value, actor_bytes = load_canonical(actor)
+            event_value, event_bytes = load_canonical(event_json)
+            record = ChainRecord(
+                tenant_id=tenant,
+                seq=seq,
+                actor=actor_value,
+                event_type=event_type,
+                event_json=event_value,
+                correlation_id=correlation,
+                idempotency_key=idempotency,
+                payload_hash=payload,
+                prev_hash=prev,
+                created_at=at,
+                hash=digest,
+            )
+            record.remember_canonical(event_bytes, actor_bytes)
+            yield record
 
     def record_at(self, seq: int) -> ChainRecord | None:
         row = self._db.execute(self._event_select().where(self.events.c.seq == seq)).one_or_none()

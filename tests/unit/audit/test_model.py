@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import hashlib
+import json
 import random
 from dataclasses import replace
 from datetime import UTC, datetime, timedelta
@@ -20,6 +21,7 @@ from shared.audit.model import (
     canonical_json,
     check_segment,
     leaf_hash,
+    load_canonical,
     merkle_root,
     node_hash,
     parse_timestamp,
@@ -178,3 +180,19 @@ def test_a_frontier_extends_an_older_tree_to_a_newer_root() -> None:
         assert resumed.root() == _mth(leaves)
     with pytest.raises(ValueError, match="nodes"):
         MerkleFrontier(6, [EMPTY_ROOT])
+
+
+def test_load_canonical_gives_rfc8785_bytes_for_any_json_text() -> None:
+    rng = random.Random(9162)
+    for _ in range(2_000):
+        value = {"k": _random_value(rng), "n": rng.choice([2**53 - 1, -7, 0])}
+        for text in (
+            json.dumps(value),
+            json.dumps(value, ensure_ascii=False, indent=1),
+            json.dumps(value, ensure_ascii=False, separators=(", ", ": ")),
+        ):
+            parsed, canonical = load_canonical(text)
+            assert parsed == json.loads(text)
+            assert canonical == rfc8785.dumps(parsed), text
+    with pytest.raises(rfc8785.CanonicalizationError):
+        load_canonical('{"n": 9007199254740993}')
