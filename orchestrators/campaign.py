@@ -146,8 +146,9 @@ def prospect_sequence(context: df.DurableOrchestrationContext) -> Orchestration:
                 if winner is deadline:
                     yield end(JourneyStatus.HELD, "the approval timed out", current)
                     return {"status": "held", "sent": sent}
-                if _event_payload(approval).get("status") != "approved":
-                    yield end(JourneyStatus.HELD, "the draft was rejected", current)
+                approval_status = _event_payload(approval).get("status")
+                if approval_status != "approved":
+                    yield end(JourneyStatus.HELD, f"the draft was {approval_status}", current)
                     return {"status": "held", "sent": sent}
                 yield end(JourneyStatus.RUNNING, None, current)
             while True:
