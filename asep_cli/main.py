@@ -8,6 +8,7 @@ import sys
 from collections.abc import Callable, Sequence
 
 from asep_cli.audit import add_audit_commands
+from asep_cli.demo import main as demo_main
 from asep_cli.replies import add_replies_commands
 from shared.config import REPO_ROOT, get_settings
 from shared.db.migrate import upgrade_to_head
@@ -75,6 +76,10 @@ def _token(args: argparse.Namespace) -> int:
     return 0
 
 
+def _demo(args: argparse.Namespace) -> int:
+    return demo_main(args.url)
+
+
 def _permissions_doc(_: argparse.Namespace) -> int:
     sys.stdout.write(permissions_markdown())
     return 0
@@ -129,6 +134,10 @@ def build_parser() -> argparse.ArgumentParser:
 
     add_audit_commands(commands)
     add_replies_commands(commands)
+
+    demo = commands.add_parser("demo", help="run a whole demo campaign on the embedded default")
+    demo.add_argument("--url", help="a running devhost (default: start one)")
+    demo.set_defaults(handler=_demo)
 
     serve = commands.add_parser("serve", help="serve function_app.py through devhost")
     serve.add_argument("--host")

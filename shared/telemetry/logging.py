@@ -65,5 +65,5 @@ def configure_logging(level: str = "INFO") -> None:
     root.setLevel(level.upper())
     # uvicorn's access log repeats what our request log says, with the raw query string.
     logging.getLogger("uvicorn.access").disabled = True
-    for chatty in ("pgserver", "alembic.runtime.migration"):
+    for chatty in ("pgserver", "alembic.runtime.migration", "httpx", "httpcore"):
         logging.getLogger(chatty).setLevel(logging.WARNING)
