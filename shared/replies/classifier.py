@@ -9,8 +9,9 @@ from __future__ import annotations
 import functools
 from dataclasses import dataclass, field
 from email.message import Message
-from typing import Protocol
+from typing import Any, Protocol
 
+from shared.mail.mime import storable
 from shared.replies import detectors
 from shared.replies.detectors import Detection
 from shared.replies.linear import ReplyModel
@@ -78,6 +79,17 @@ def offline_model() -> OfflineReplyModel:
     return OfflineReplyModel(ReplyModel.load())
 
 
+def _storable(value: Any) -> Any:
+    """Evidence PostgreSQL can store: no NUL, no lone surrogates, at any depth."""
+    if isinstance(value, str):
+        return storable(value)
+    if isinstance(value, list):
+        return [_storable(item) for item in value]
+    if isinstance(value, dict):
+        return {key: _storable(item) for key, item in value.items()}
+    return value
+
+
 def _excerpt(text: str) -> str:
     return " ".join(text.split())[:EXCERPT_CHARS]
 
@@ -103,6 +115,8 @@ def _result(
     reason: str | None = None,
 ) -> ReplyClassification:
     confidence = round(min(max(confidence, 0.0), 1.0), 4)
+    evidence = Evidence.model_validate(_storable(evidence.model_dump()))
+    reduced = storable(reduced)
     recommendation = (
         f"Unclassifiable ({reason}): a person should read this message."
         if status is ReplyStatus.UNCLASSIFIABLE

@@ -30,8 +30,9 @@ from flufl.bounce import all_failures
 
 from shared.replies.schemas import ReplyLabel
 
-# flufl.bounce logs every detector it tries at INFO: thousands of lines per mailbox sync.
-logging.getLogger("flufl.bounce").setLevel(logging.WARNING)
+# flufl.bounce logs every detector it tries at INFO, and a traceback at ERROR for each of its
+# heuristics that trips over a malformed message it then skips: noise, not failures.
+logging.getLogger("flufl.bounce").setLevel(logging.CRITICAL)
 
 # Detector confidences are each detector's precision on the sisimai corpus
 # (bench/classify_corpus.py), rounded down; the text-only ones are set below their
@@ -140,7 +141,8 @@ _UNSUBSCRIBE = re.compile(
     r"sending|writing)|don.t (e-?mail|contact|write to) me|do not (e-?mail|contact|write to) "
     r"(me|us)|opt(ed)?[- ]?(me )?out|no (more|further) (e-?mails|emails|messages|contact)|"
     r"never (e-?mail|contact) (me|us) again|(delete|erase) my (data|details|address)|"
-    r"abmelden|austragen|keine (weiteren )?(e-?mails|nachrichten|werbung)|kontaktieren sie mich"
+    r"abmelden|austragen|tragen sie (mich|uns) .{0,40}aus\b|"
+    r"keine (weiteren )?(e-?mails|nachrichten|werbung)|kontaktieren sie mich"
     r" nicht|streichen sie mich|désabonn|désinscri|retirez(-moi| mon)|ne plus (me )?(contacter|"
     r"recevoir)|darme de baja|dar de baja|no me (contacte|escriba)|elimin(ar|en) mi|"
     r"cancella(re)? (la )?(mia|iscrizione)|non contattatemi|rimuov(ete|ere)|uitschrijven|"

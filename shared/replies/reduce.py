@@ -112,14 +112,14 @@ def html_to_text(markup: str) -> str:
     soup = BeautifulSoup(markup, "html.parser")
     for element in soup(["script", "style", "head", "title"]):
         element.decompose()
-    for element in soup.select(
-        "blockquote, div.gmail_quote, div.yahoo_quoted, div#divRplyFwdMsg, div#appendonsend"
-    ):
-        # Outlook puts the reply header in divRplyFwdMsg and the quote after it as siblings.
-        if element.get("id") in {"divRplyFwdMsg", "appendonsend"}:
-            for sibling in list(element.find_next_siblings()):
-                sibling.decompose()
+    for element in soup.select("div#divRplyFwdMsg, div#appendonsend"):
+        # Outlook puts the reply header here and the quoted message in the siblings after it.
+        for sibling in list(element.find_next_siblings()):
+            sibling.decompose()
         element.decompose()
+    for element in soup.select("blockquote, div.gmail_quote, div.yahoo_quoted"):
+        if element.attrs is not None:  # already gone with an enclosing quote
+            element.decompose()
     for br in soup.find_all("br"):
         br.replace_with("\n")
     for block in soup.find_all(["p", "div", "li", "tr", "h1", "h2", "h3"]):
