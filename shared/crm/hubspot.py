@@ -28,7 +28,7 @@ from datetime import UTC, datetime, timedelta
 from functools import partial
 from typing import Any
 
-from sqlalchemy import or_, select, update
+from sqlalchemy import case, or_, select, update
 from sqlalchemy.dialects.postgresql import insert
 
 from shared.audit.schemas import Actor, ActorType
@@ -923,25 +923,44 @@ class HubSpotPusher:
                         ]
                     )
                 )
+            groups: dict[tuple[str, str | None], list[dict[str, Any]]] = defaultdict(list)
             for row in rows:
-                values: dict[str, Any]
                 if row.id in out.done:
-                    values = {"status": "done", "reason": None, "external_id": out.done[row.id]}
+                    groups[("done", None)].append({"i": row.id, "x": out.done[row.id]})
                     report.done += 1
                 elif row.id in out.rejected:
-                    values = {"status": "rejected", "reason": out.rejected[row.id][:1000]}
+                    groups[("rejected", out.rejected[row.id][:1000])].append({"i": row.id})
                     report.rejected += 1
                 elif row.id in out.held:
-                    values = {"status": "held", "reason": out.held[row.id][:1000]}
+                    groups[("held", out.held[row.id][:1000])].append({"i": row.id})
                     report.held += 1
                 else:
-                    values = {"reason": out.waiting.get(row.id), "claimed_at": None}
+                    groups[("pending", out.waiting.get(row.id))].append({"i": row.id})
                     report.left_pending += 1
-                uow.execute(
-                    update(CrmPendingWrite)
-                    .where(CrmPendingWrite.tenant_id == uow.tenant_id, CrmPendingWrite.id == row.id)
-                    .values(**values)
-                )
+            for (status, reason), items in groups.items():
+                ids = [item["i"] for item in items]
+                where = (CrmPendingWrite.tenant_id == uow.tenant_id, CrmPendingWrite.id.in_(ids))
+                if status == "done":
+                    uow.execute(
+                        update(CrmPendingWrite)
+                        .where(*where)
+                        .values(
+                            status="done",
+                            reason=None,
+                            external_id=case(
+                                {item["i"]: item["x"] for item in items},
+                                value=CrmPendingWrite.id,
+                            ),
+                        )
+                    )
+                elif status == "pending":
+                    uow.execute(
+                        update(CrmPendingWrite).where(*where).values(reason=reason, claimed_at=None)
+                    )
+                else:
+                    uow.execute(
+                        update(CrmPendingWrite).where(*where).values(status=status, reason=reason)
+                    )
             audit_crm_writes(uow, _Writes(out.writes), ADAPTER_ACTOR)
 
 

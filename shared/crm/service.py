@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Protocol
 
-from shared.audit.schemas import Actor, AuditEventType
+from shared.audit.schemas import Actor, AuditEventIn, AuditEventType
 from shared.audit.service import AuditChain
 from shared.crm.internal import InternalCrm
 from shared.crm.port import CrmAdapter, CrmWrite
@@ -36,20 +36,27 @@ def audit_crm_writes(
     """CRM_LOGGED for every write the adapter made, tagged with its provider, so a customer
     can find (and undo) everything ASEP wrote to their CRM."""
     writes = crm.writes()
-    for write in writes:
-        AuditChain.append(
-            uow,
-            AuditEventType.CRM_LOGGED,
-            actor,
-            {
-                "provider": crm.provider,
-                "operation": write.operation,
-                "object_type": write.object_type,
-                "external_id": write.external_id,
-                "idempotency_key": write.idempotency_key,
-                "origin": "asep",
-                **write.details,
-            },
-            correlation_id=correlation_id,
-        )
+    if not writes:
+        return 0
+    # One head lock and one insert for the lot: a campaign push audits thousands of writes.
+    AuditChain.append_many(
+        uow,
+        [
+            AuditEventIn(
+                event_type=AuditEventType.CRM_LOGGED,
+                actor=actor,
+                payload={
+                    "provider": crm.provider,
+                    "operation": write.operation,
+                    "object_type": write.object_type,
+                    "external_id": write.external_id,
+                    "idempotency_key": write.idempotency_key,
+                    "origin": "asep",
+                    **write.details,
+                },
+                correlation_id=correlation_id,
+            )
+            for write in writes
+        ],
+    )
     return len(writes)

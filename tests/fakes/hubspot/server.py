@@ -179,6 +179,7 @@ class FakeHubSpot:
         self.objects: dict[str, dict[str, dict[str, Any]]] = defaultdict(dict)
         self.unique: dict[str, set[str]] = {t: set() for t in OBJECT_TYPE_IDS}
         self.unique["contacts"].add("email")
+        self._index: dict[tuple[str, str], dict[str, str]] = defaultdict(dict)
         self.custom_properties: dict[str, set[str]] = defaultdict(set)
         self.groups: dict[str, set[str]] = defaultdict(set)
         # (from_type, from_id, to_type) -> {to_id: {typeId}}
@@ -462,11 +463,24 @@ class FakeHubSpot:
             raise _validation(errors)
 
     def _owner_of(self, object_type: str, name: str, value: Any) -> str | None:
+        if name in self.unique[object_type]:
+            return self._index[(object_type, name)].get(str(value).lower())
         for record in self.objects[object_type].values():
             current = record["properties"].get(name)
             if current is not None and str(current).lower() == str(value).lower():
                 return str(record["id"])
         return None
+
+    def _set(self, object_type: str, record: dict[str, Any], properties: dict[str, Any]) -> None:
+        """Write properties, keeping the unique-value index current."""
+        for name, value in properties.items():
+            if name in self.unique[object_type]:
+                index = self._index[(object_type, name)]
+                old = record["properties"].get(name)
+                if old is not None:
+                    index.pop(str(old).lower(), None)
+                index[str(value).lower()] = record["id"]
+            record["properties"][name] = str(value)
 
     def _check_unique(
         self, object_type: str, properties: dict[str, Any], own_id: str | None
@@ -490,9 +504,13 @@ class FakeHubSpot:
     ) -> dict[str, Any]:
         now = _now_iso()
         object_id = str(next(self._ids))
-        props = {k: str(v) for k, v in properties.items()}
-        props.update(hs_object_id=object_id, createdate=now, hs_lastmodifieddate=now)
-        record = {"id": object_id, "properties": props, "createdAt": now, "updatedAt": now}
+        record: dict[str, Any] = {
+            "id": object_id,
+            "properties": {"hs_object_id": object_id, "createdate": now},
+            "createdAt": now,
+            "updatedAt": now,
+        }
+        self._set(object_type, record, {**properties, "hs_lastmodifieddate": now})
         self.objects[object_type][object_id] = record
         for association in associations:
             to_id = str(association["to"]["id"])
@@ -634,7 +652,7 @@ class FakeHubSpot:
             properties = item.get("properties") or {}
             self._validate(object_type, properties)
             self._check_unique(object_type, properties, record["id"])
-            record["properties"].update({k: str(v) for k, v in properties.items()})
+            self._set(object_type, record, properties)
             record["updatedAt"] = _now_iso()
             results.append(self._shape(record))
         return JSONResponse(
@@ -668,7 +686,7 @@ class FakeHubSpot:
                 record, new = self._insert(object_type, properties, []), True
             else:
                 self._check_unique(object_type, properties, record["id"])
-                record["properties"].update({k: str(v) for k, v in properties.items()})
+                self._set(object_type, record, properties)
                 record["updatedAt"] = _now_iso()
                 new = False
             results.append({**self._shape(record), "new": new})
@@ -762,7 +780,7 @@ class FakeHubSpot:
         properties = body.get("properties") or {}
         self._validate(object_type, properties)
         self._check_unique(object_type, properties, record["id"])
-        record["properties"].update({k: str(v) for k, v in properties.items()})
+        self._set(object_type, record, properties)
         record["updatedAt"] = _now_iso()
         return JSONResponse(self._shape(record))
 
@@ -934,6 +952,11 @@ class FakeHubSpot:
         self.custom_properties[object_type].add(name)
         if body.get("hasUniqueValue"):
             self.unique[object_type].add(name)
+            self._index[(object_type, name)] = {
+                str(r["properties"][name]).lower(): r["id"]
+                for r in self.objects[object_type].values()
+                if r["properties"].get(name) is not None
+            }
         now = _now_iso()
         return JSONResponse(
             {
