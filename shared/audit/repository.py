@@ -41,6 +41,7 @@ from shared.audit.orm import (
 from shared.db.unit_of_work import DirectoryUnitOfWork, TenantUnitOfWork
 
 PLATFORM_SCOPE = "platform"
+ACTOR_CACHE = 1_024
 # format_timestamp's format in PostgreSQL's to_char terms.
 PG_TIMESTAMP_FORMAT = 'YYYY-MM-DD"T"HH24:MI:SS.US"Z"'
 
@@ -279,6 +280,8 @@ class ChainStore:
         statement = sql.bounded if last_seq is not None else sql.unbounded
         result = self._db.execute(statement.execution_options(yield_per=batch), params)
         tenant = str(self.tenant_id) if self.tenant_id is not None else None
+        # The same few actors write most events: parse each one's JSON once.
+        actors: dict[str, tuple[Any, bytes]] = {}
         for (
             seq,
             actor,
@@ -291,7 +294,12 @@ class ChainStore:
             digest,
             at,
         ) in result:
-            actor_value, actor_bytes = load_canonical(actor)
+            known = actors.get(actor)
+            if known is None:
+                if len(actors) >= ACTOR_CACHE:
+                    actors.clear()
+                known = actors[actor] = load_canonical(actor)
+            actor_value, actor_bytes = known
             event_value, event_bytes = load_canonical(event_json)
             record = ChainRecord(
                 tenant_id=tenant,

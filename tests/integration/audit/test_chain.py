@@ -11,10 +11,12 @@ from cryptography.hazmat.primitives.asymmetric import ec
 from sqlalchemy import text
 from sqlalchemy.exc import ProgrammingError
 
+from shared.audit.checkpoints import checkpoint_chain, platform_chain
 from shared.audit.model import GENESIS_HASH
 from shared.audit.repository import ChainStore
 from shared.audit.schemas import AuditEventType
 from shared.audit.service import AuditChain, PlatformAuditChain
+from shared.audit.signing import LocalKeySigner
 from shared.audit.verify import verify_platform, verify_tenant
 from shared.db.unit_of_work import directory_unit_of_work, tenant_unit_of_work
 from shared.identity.schemas import TenantRead
@@ -141,7 +143,9 @@ def test_the_owner_needs_break_glass_and_leaves_a_trace(
         owner_conn.execute("TRUNCATE audit_break_glass_log")
 
 
-def test_platform_chain_is_invisible_inside_a_tenant(tenant: TenantRead, keys: Keys) -> None:
+def test_platform_chain_is_invisible_inside_a_tenant_and_checkpointed(
+    tenant: TenantRead, keys: Keys, signer: LocalKeySigner
+) -> None:
     with directory_unit_of_work() as duow:
         record = PlatformAuditChain.append(
             duow, AuditEventType.AUTH_REFUSED, ALICE, {"reason": "unknown issuer"}
@@ -150,7 +154,10 @@ def test_platform_chain_is_invisible_inside_a_tenant(tenant: TenantRead, keys: K
     with tenant_unit_of_work(tenant.id) as uow:
         visible = uow.execute(text("SELECT count(*) FROM platform_audit_events")).scalar_one()
     assert visible == 0
-    assert verify_platform(keys).ok
+    assert checkpoint_chain(platform_chain, signer).status == "created"
+    report = verify_platform(keys)
+    assert report.ok, report.problems
+    assert report.checkpoints_checked >= 1
 
 
 def test_tenants_chains_are_independent(keys: Keys) -> None:
