@@ -103,7 +103,8 @@ _BOUNCE_BODY = re.compile(
     r"your message (did not|didn.t) reach|message delivery failure|smtp error|"
     r"remote (host|server) (said|replied|returned)|sorry, no mailbox here|"
     r"has not yet been delivered|exceeded the (max|maximum)|retry time not reached|"
-    r"the recipient server did not accept",
+    r"the recipient server did not accept|this is the mailer-daemon|"
+    r"送信できませんでした|配信できませんでした|届きませんでした|送信に失敗しました",
     re.IGNORECASE,
 )
 _ORIGINAL_COPY = re.compile(
@@ -372,9 +373,10 @@ def detect_ses_notification(message: Message) -> Detection | None:
     """Amazon SES notifications delivered by email (SNS email subscriptions): JSON with
     notificationType Bounce / Complaint / Delivery."""
     text = _bounce_explanation(message)
-    start = text.find('{"notificationType"')
-    if start == -1:
+    found = re.search(r'\{\s*"notificationType"', text)
+    if found is None:
         return None
+    start = found.start()
     try:
         notice, _ = json.JSONDecoder().raw_decode(text[start:])
     except ValueError:
@@ -445,7 +447,9 @@ def detect_text_bounce(message: Message) -> Detection | None:
     reply_codes = list(dict.fromkeys(_REPLY_CODE.findall(explanation)))[:5]
     structural = sender_is_daemon or bool(failed_header) or bool(permanent or temporary)
     wording = bool(body_match) or _BOUNCE_SUBJECT.search(subject) is not None
-    if not ((structural and (wording or codes or reply_codes)) or (body_match and codes)):
+    auto_submitted = _header(message, "Auto-Submitted").lower() not in _AUTO_SUBMITTED_OFF
+    corroborated = bool(codes or reply_codes or auto_submitted or _BOUNCE_SUBJECT.search(subject))
+    if not ((structural and (wording or codes or reply_codes)) or (body_match and corroborated)):
         return None
     addresses = permanent + temporary + _addresses(failed_header)
     if not addresses:
@@ -484,6 +488,9 @@ def detect_auto_reply(message: Message, text: str) -> Detection | None:
     subject = _header(message, "Subject")
     if _AUTO_SUBJECT.search(subject):
         signals.append(f"subject:{subject[:80]}")
+    if _UNSUBSCRIBE.search(text) and not _OOO_TEXT.search(text):
+        # A client's automatic unsubscribe request (Apple Mail's) is a request, not an absence.
+        return None
     ooo = _OOO_TEXT.search(text) or _OOO_TEXT.search(subject)
     header_signal = any(not s.startswith("subject:") for s in signals)
     if not header_signal and not (signals and ooo):
@@ -549,10 +556,17 @@ def detect_unsubscribe(text: str, subject: str) -> Detection | None:
 
 
 def looks_automated(message: Message) -> bool:
-    """Mail from a delivery system: the model must never call it a human's interest."""
+    """Mail from a delivery system or any auto-responder: the model must never call it a
+    human's interest."""
     _, address = parseaddr(_header(message, "From"))
     content_type, _ = _content_type(message)
-    return content_type == "multipart/report" or bool(_BOUNCE_SENDER.match(address.split("@")[0]))
+    auto_submitted = _header(message, "Auto-Submitted").lower() not in _AUTO_SUBMITTED_OFF
+    return (
+        content_type == "multipart/report"
+        or auto_submitted
+        or bool(_BOUNCE_SENDER.match(address.split("@")[0]))
+        or bool(_BOUNCE_BODY.search(_bounce_explanation(message)[:5000]))
+    )
 
 
 def detect_machine(message: Message, text: str) -> Detection | None:
