@@ -6,6 +6,7 @@ import azure.durable_functions as df
 import azure.functions as func
 
 from activities.campaign import blueprint as campaign_activities
+from activities.crm_events import blueprint as crm_functions
 from activities.schedules import blueprint as schedules
 from http_api.app import create_app
 from http_api.durable import durable_client_var
@@ -19,6 +20,7 @@ app = df.DFApp(http_auth_level=func.AuthLevel.ANONYMOUS)
 app.register_functions(campaign_orchestrators)
 app.register_functions(campaign_activities)
 app.register_functions(schedules)
+app.register_functions(crm_functions)
 asgi = func.AsgiMiddleware(create_app())
 
 
