@@ -12,6 +12,7 @@ import uuid
 from typing import Any
 
 import anyio.from_thread
+from sqlalchemy import select
 
 from http_api.durable import durable_client_var
 from shared.approvals.schemas import ApprovalOutcome
@@ -21,6 +22,7 @@ from shared.execution.orchestrations import DurableOrchestrations
 from shared.execution.schemas import journey_instance_id
 from shared.mail.inbound import ReplyEvent
 from shared.policy.kill_switch import kill_switch_state
+from shared.replies.orm import Reply
 
 log = logging.getLogger(__name__)
 
@@ -59,12 +61,15 @@ class DurableReplySignal:
     def raise_reply(self, event: ReplyEvent) -> None:
         if event.campaign_id is None or event.prospect_id is None:
             return
-        reason = "bounce" if event.content_type.lower().startswith("multipart/report") else "reply"
+        # The stop reason is the reply's classification (stored with the message's arrival).
+        with tenant_unit_of_work(event.tenant_id) as uow:
+            label = uow.session.scalar(
+                select(Reply.label).where(
+                    Reply.tenant_id == event.tenant_id, Reply.inbound_id == event.inbound_id
+                )
+            )
         _raise(
             journey_instance_id(event.campaign_id, event.prospect_id),
             "stop",
-            {
-                "reason": reason,
-                "inbound_id": str(event.inbound_id),
-            },
+            {"reason": label or "reply", "inbound_id": str(event.inbound_id)},
         )

@@ -15,6 +15,7 @@ from shared.identity.permissions import Permission
 from shared.mail import service
 from shared.mail.inbound import InMemoryReplySignal, ReplySignal, dispatch_reply_signals
 from shared.mail.schemas import FaultPlan, IngestResult, SandboxMessagePage
+from shared.replies.service import classify_inbound
 
 INBOUND_MEDIA_TYPES = {"message/rfc822", "text/plain"}
 
@@ -62,6 +63,9 @@ async def inject_inbound(
     _media_type(request)
     raw = await request.body()
     result = await run_in_threadpool(service.inject_inbound, ctx.uow, mailbox_id, raw)
+    # Classified in the same transaction: suppression, intent events and health take effect
+    # with the message's arrival, before any journey hears of it.
+    await run_in_threadpool(classify_inbound, ctx.uow, result.inbound.id)
     # Runs after the request's transaction commits, so the signal names a stored message.
     background.add_task(dispatch_reply_signals, ctx.tenant_id, signal)
     return result

@@ -47,6 +47,9 @@ RETRY = df.RetryOptions(first_retry_interval_in_milliseconds=1000, max_number_of
 RETRY.backoff_coefficient = 2.0
 
 Orchestration = Generator[Any, Any, Any]
+# Stop reasons that are a person answering (reply labels); bounces, complaints, unsubscribes,
+# the kill switch and a stopped campaign end a journey as stopped.
+HUMAN_REPLIES = frozenset({"reply", "positive", "neutral", "objection", "ooo"})
 
 
 def _event_payload(task: Any) -> dict[str, Any]:
@@ -220,7 +223,7 @@ def prospect_sequence(context: df.DurableOrchestrationContext) -> Orchestration:
             if winner is stop:
                 timer.cancel()
                 reason = stop_reason()
-                status = JourneyStatus.REPLIED if reason == "reply" else JourneyStatus.STOPPED
+                status = JourneyStatus.REPLIED if reason in HUMAN_REPLIES else JourneyStatus.STOPPED
                 yield end(status, reason, current)
                 return {"status": status.value, "sent": sent}
             current = step.get("next")

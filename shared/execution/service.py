@@ -60,6 +60,7 @@ from shared.mail.orm import SendIntent
 from shared.mail.schemas import SendIntentCreate, SendStatus
 from shared.policy.gate import GateOutcome, SendRequest, check_send, decide_draft
 from shared.prospects.orm import Prospect
+from shared.replies.orm import Reply
 from shared.research.enrichment import EnrichmentResearchSource
 from shared.research.service import research_prospect
 
@@ -532,11 +533,19 @@ def canary_verdict(tenant_id: uuid.UUID, campaign_id: uuid.UUID) -> CanaryVerdic
                 SendIntent.status == SendStatus.SENT.value,
             )
         ).all()
-        inbound = inbound_for_intents(uow, [i.id for i in intents])
+        labels = list(
+            uow.session.scalars(
+                select(Reply.label).where(
+                    Reply.tenant_id == uow.tenant_id,
+                    Reply.campaign_id == campaign_id,
+                    Reply.prospect_id.in_(prospect_ids),
+                )
+            )
+        )
     sent = len(intents)
-    bounces = sum(1 for m in inbound if _is_report(m.content_type))
-    complaints = 0
-    negative = 0
+    bounces = labels.count("bounce")
+    complaints = labels.count("complaint")
+    negative = sum(1 for label in labels if label in ("objection", "unsubscribe"))
     reasons = []
     if sent and bounces / sent > canary.max_bounce_rate:
         reasons.append(f"bounce rate {bounces}/{sent} above {canary.max_bounce_rate:.1%}")
