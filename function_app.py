@@ -4,14 +4,17 @@ from __future__ import annotations
 
 import azure.durable_functions as df
 import azure.functions as func
+from azurefunctions.extensions.http.fastapi import Request, Response
 
 from activities.campaign import blueprint as campaign_activities
 from activities.crm_events import blueprint as crm_functions
 from activities.schedules import blueprint as schedules
 from http_api.app import create_app
 from http_api.durable import durable_client_var
+from http_api.events import stream_events
 from orchestrators.campaign import blueprint as campaign_orchestrators
 from shared.config import get_settings
+from shared.identity.authentication import Authenticator
 from shared.telemetry.logging import configure_logging
 
 configure_logging(get_settings().log_level)
@@ -22,6 +25,13 @@ app.register_functions(campaign_activities)
 app.register_functions(schedules)
 app.register_functions(crm_functions)
 asgi = func.AsgiMiddleware(create_app())
+authenticator = Authenticator(get_settings())
+
+
+@app.function_name("events_stream")
+@app.route(route="v1/events/stream", methods=["GET"], auth_level=func.AuthLevel.ANONYMOUS)
+async def events_stream(req: Request) -> Response:
+    return await stream_events(req, authenticator)
 
 
 @app.function_name("http_api")

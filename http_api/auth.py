@@ -149,3 +149,21 @@ def publish_permissions(app: FastAPI) -> None:
         return document
 
     app.openapi = openapi_with_permissions  # type: ignore[method-assign]
+
+
+def authorize(
+    authenticator: Authenticator, authorization: str | None, permission: str
+) -> Principal:
+    """For functions outside the FastAPI app (HTTP streams): the same checks as
+    `require_permission`, with the user resolved in its own short unit of work."""
+    credential = authenticator.authenticate(authorization)
+    if isinstance(credential, Principal):
+        if credential.tenant_id is None:
+            raise Forbidden("This identity does not belong to a tenant.")
+        principal = credential
+    else:
+        with tenant_unit_of_work(credential.tenant_id) as uow:
+            principal = authenticator.resolve_user(uow, credential)
+    if permission not in principal.permissions:
+        raise Forbidden(f"This action needs the '{permission}' permission.")
+    return principal

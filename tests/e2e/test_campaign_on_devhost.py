@@ -242,3 +242,24 @@ def test_a_campaign_runs_end_to_end(host: DevhostProcess, database: DatabaseUrls
         ).fetchall()
     journey_events = {row[0] for row in rows}
     assert {"RESEARCH_COMPLETED", "DRAFT_CREATED", "SEND_SUCCEEDED", "CRM_LOGGED"} <= journey_events
+
+
+def test_live_events_stream_over_sse(host: DevhostProcess, database: DatabaseUrls) -> None:
+    slug = f"sse-{uuid.uuid4().hex[:8]}"
+    provision_tenant(TenantCreate(slug=slug, name="SSE Corp"))
+    operator = {"Authorization": f"Bearer {dev_issuer.dev_token(slug, Role.OPERATOR)}"}
+    url = f"{host.base_url}/v1/events/stream"
+    refused = httpx.get(url, timeout=10)
+    assert refused.status_code == 401
+    assert refused.headers["content-type"] == "application/problem+json"
+    events: list[dict[str, Any]] = []
+    with httpx.stream("GET", url, params={"after": 0}, headers=operator, timeout=10) as stream:
+        assert stream.headers["content-type"].startswith("text/event-stream")
+        for line in stream.iter_lines():
+            if line.startswith("data: "):
+                events.append(json.loads(line[len("data: ") :]))
+            if len(events) >= 2:
+                break
+    assert events[0]["type"] == "TENANT_CREATED"
+    assert events[0]["seq"] == 1
+    assert [e["seq"] for e in events] == sorted(e["seq"] for e in events)
