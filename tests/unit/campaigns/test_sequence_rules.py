@@ -81,13 +81,18 @@ def test_send_windows_open_in_the_campaigns_time_zone() -> None:
     from shared.campaigns.model import next_window_opening
     from shared.campaigns.schemas import SendWindow, Weekday
 
-    window = SendWindow(start=time(9), end=time(17), days=[Weekday.MON, Weekday.TUE],
-                        time_zone="America/New_York")
+    window = SendWindow(
+        start=time(9), end=time(17), days=[Weekday.MON, Weekday.TUE], time_zone="America/New_York"
+    )
     monday_noon_ny = datetime(2026, 11, 30, 17, 0, tzinfo=UTC)  # 12:00 in New York
     assert next_window_opening(monday_noon_ny, window) is None
     monday_evening_ny = datetime(2026, 11, 30, 23, 0, tzinfo=UTC)  # 18:00 in New York
-    assert next_window_opening(monday_evening_ny, window) == datetime(2026, 12, 1, 14, 0, tzinfo=UTC)
+    assert next_window_opening(monday_evening_ny, window) == datetime(
+        2026, 12, 1, 14, 0, tzinfo=UTC
+    )
     tuesday_evening_ny = datetime(2026, 12, 1, 23, 0, tzinfo=UTC)
-    assert next_window_opening(tuesday_evening_ny, window) == datetime(2026, 12, 7, 14, 0, tzinfo=UTC)
+    assert next_window_opening(tuesday_evening_ny, window) == datetime(
+        2026, 12, 7, 14, 0, tzinfo=UTC
+    )
     always = SendWindow(start=time(0), end=time(0), days=list(Weekday), time_zone="UTC")
     assert next_window_opening(monday_evening_ny, always) is None

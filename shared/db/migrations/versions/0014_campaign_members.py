@@ -35,10 +35,16 @@ def upgrade() -> None:
         sa.Column("last_step_id", sa.String(length=40), nullable=True),
         sa.Column("instance_id", sa.String(length=120), nullable=True),
         sa.Column(
-            "updated_at", sa.DateTime(timezone=True), server_default=sa.text("now()"), nullable=False
+            "updated_at",
+            sa.DateTime(timezone=True),
+            server_default=sa.text("now()"),
+            nullable=False,
         ),
         sa.Column(
-            "created_at", sa.DateTime(timezone=True), server_default=sa.text("now()"), nullable=False
+            "created_at",
+            sa.DateTime(timezone=True),
+            server_default=sa.text("now()"),
+            nullable=False,
         ),
         sa.Column("id", sa.UUID(), nullable=False),
         sa.Column(
@@ -49,17 +55,23 @@ def upgrade() -> None:
             name="ck_campaign_members_status",
         ),
         sa.ForeignKeyConstraint(
-            ["tenant_id", "campaign_id"], ["campaigns.tenant_id", "campaigns.id"],
-            name="fk_campaign_members_tenant_id_campaign_id_campaigns", ondelete="CASCADE",
+            ["tenant_id", "campaign_id"],
+            ["campaigns.tenant_id", "campaigns.id"],
+            name="fk_campaign_members_tenant_id_campaign_id_campaigns",
+            ondelete="CASCADE",
         ),
         sa.ForeignKeyConstraint(
-            ["tenant_id", "prospect_id"], ["prospects.tenant_id", "prospects.id"],
-            name="fk_campaign_members_tenant_id_prospect_id_prospects", ondelete="CASCADE",
+            ["tenant_id", "prospect_id"],
+            ["prospects.tenant_id", "prospects.id"],
+            name="fk_campaign_members_tenant_id_prospect_id_prospects",
+            ondelete="CASCADE",
         ),
         sa.PrimaryKeyConstraint("id", name="pk_campaign_members"),
         sa.UniqueConstraint("tenant_id", "id", name="uq_campaign_members_tenant_id_id"),
         sa.UniqueConstraint(
-            "tenant_id", "campaign_id", "prospect_id",
+            "tenant_id",
+            "campaign_id",
+            "prospect_id",
             name="uq_campaign_members_tenant_id_campaign_id_prospect_id",
         ),
     )
