@@ -15,7 +15,8 @@ from collections.abc import Callable, Iterator
 from contextlib import AbstractContextManager, contextmanager
 from datetime import UTC, datetime
 
-from sqlalchemy.exc import IntegrityError
+from azure.core.exceptions import AzureError
+from sqlalchemy.exc import SQLAlchemyError
 
 from shared.audit.bundle import MANIFEST_FILE, Bundle, build_bundle, bundle_prefix
 from shared.audit.model import (
@@ -185,7 +186,7 @@ def _checkpoint_and_export(
             if outcome.status != "created":
                 break
         exported = export_pending(open_chain, store, clock)
-    except (IntegrityError, ExportConflict, OSError) as exc:
+    except (SQLAlchemyError, AzureError, ExportConflict, OSError) as exc:
         # One chain's failure (a concurrent run, an unreachable store) must not stop the rest.
         log.exception("audit checkpoint of %s failed", scope)
         outcomes.append(CheckpointOutcome(scope=scope, status="failed", detail=type(exc).__name__))

@@ -223,6 +223,55 @@ def _record_bytes(record: ChainRecord, canonical_payload: bytes) -> bytes:
     )  # fmt: skip
 
 
+@dataclass(frozen=True, slots=True)
+class RecordTemplate:
+    """A record's canonical bytes around the three values only the locked head knows.
+
+    canonical = before_time + created_at + before_prev + prev_hash + before_seq + seq + end,
+    so the database can hash the record in the statement that locks the head and inserts it.
+    """
+
+    before_time: str
+    before_prev: str
+    before_seq: str
+    end: str
+    payload_hash: str
+    canonical_payload: bytes
+
+
+def record_template(
+    *,
+    tenant_id: str | None,
+    actor: Mapping[str, Any],
+    event_type: str,
+    event_json: Mapping[str, Any],
+    correlation_id: str | None,
+    idempotency_key: str | None,
+) -> RecordTemplate:
+    canonical_payload = canonical_json(event_json)
+    digest = sha256_hex(canonical_payload)
+    before_time = b"".join(
+        (b'{"actor":', canonical_json(actor), b',"correlation_id":', _scalar(correlation_id),
+         b',"created_at":"')
+    )  # fmt: skip
+    before_prev = b"".join(
+        (b'","event_json":', canonical_payload, b',"event_type":', _scalar(event_type),
+         b',"idempotency_key":', _scalar(idempotency_key), b',"payload_hash":', _scalar(digest),
+         b',"prev_hash":"')
+    )  # fmt: skip
+    end = b"".join(
+        (b',"tenant_id":', _scalar(tenant_id), b',"v":', canonical_json(FORMAT_VERSION), b"}")
+    )
+    return RecordTemplate(
+        before_time=before_time.decode(),
+        before_prev=before_prev.decode(),
+        before_seq='","seq":',
+        end=end.decode(),
+        payload_hash=digest,
+        canonical_payload=canonical_payload,
+    )
+
+
 def seal(
     *,
     tenant_id: str | None,

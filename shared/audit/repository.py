@@ -29,7 +29,7 @@ from sqlalchemy import (
 )
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 
-from shared.audit.model import ChainRecord, format_timestamp, load_canonical
+from shared.audit.model import ChainRecord, RecordTemplate, format_timestamp, load_canonical
 from shared.audit.orm import (
     AuditCheckpoint,
     AuditEvent,
@@ -51,6 +51,37 @@ class _WriteSql:
     insert: TextClause
     move_head: TextClause
     append_one: TextClause
+
+
+@lru_cache(maxsize=4)
+def _append_one_sql(events: str, head: str, *, tenant: bool) -> TextClause:
+    mine = "tenant_id = :tenant_id" if tenant else "id = 1"
+    columns = ("tenant_id, " if tenant else "") + ", ".join(EVENT_COLUMNS)
+    return text(
+        f"""
+        WITH locked AS (
+            SELECT seq, hash, greatest(CAST(:now AS timestamptz), last_created_at) AS at
+            FROM {head} WHERE {mine} FOR UPDATE
+        ), sealed AS (
+            SELECT seq + 1 AS seq, hash AS prev_hash, at, encode(sha256(convert_to(
+                :before_time || to_char(at AT TIME ZONE 'UTC', '{PG_TIMESTAMP_FORMAT}')
+                || :before_prev || hash || :before_seq || (seq + 1)::text || :end, 'UTF8'
+            )), 'hex') AS hash
+            FROM locked
+        ), appended AS (
+            INSERT INTO {events} ({columns})
+            SELECT {":tenant_id, " if tenant else ""}seq, CAST(:actor AS jsonb), :event_type,
+                   CAST(:event_json AS jsonb), :correlation_id, :idempotency_key,
+                   :payload_hash, prev_hash, hash, at
+            FROM sealed
+            RETURNING seq, prev_hash, hash, created_at
+        )
+        UPDATE {head} SET seq = appended.seq, hash = appended.hash,
+                          last_created_at = appended.created_at
+        FROM appended WHERE {head}.{mine}
+        RETURNING appended.seq, appended.prev_hash, appended.hash, appended.created_at
+        """
+    )
 
 
 @dataclass(frozen=True)
@@ -247,6 +278,31 @@ class ChainStore:
             moved = self._db.execute(sql.move_head, head)
         if moved.rowcount != 1:
             raise RuntimeError(f"audit head of {self.scope} moved under a held lock")
+
+    def append_sealed_in_database(
+        self, template: RecordTemplate, params: dict[str, Any], now: datetime
+    ) -> tuple[int, str, str, datetime]:
+        """Lock the head, hash, insert and move the head in one statement: (seq, prev, hash, at).
+
+        The lock is held from here to commit, so nothing but this statement runs under it.
+        """
+        sql = _append_one_sql(self.events.name, self.head.name, tenant=self.tenant_id is not None)
+        values = {
+            **params,
+            "tenant_id": self.tenant_id,
+            "now": now,
+            "before_time": template.before_time,
+            "before_prev": template.before_prev,
+            "before_seq": template.before_seq,
+            "end": template.end,
+            "payload_hash": template.payload_hash,
+            "event_json": template.canonical_payload.decode(),
+        }
+        row = self._db.execute(sql, values).one_or_none()
+        if row is None:  # the chain's first event: create its head, then append
+            self.lock_head()
+            row = self._db.execute(sql, values).one()
+        return row[0], row[1], row[2], row[3]
 
     def to_record(self, row: Row[Any] | Any) -> ChainRecord:
         return ChainRecord(

@@ -19,7 +19,14 @@ from rfc8785 import CanonicalizationError
 
 from shared.audit.bundle import bundle_prefix
 from shared.audit.checkpoints import bundle_for
-from shared.audit.model import ChainRecord, parse_timestamp, seal
+from shared.audit.model import (
+    ChainRecord,
+    canonical_json,
+    format_timestamp,
+    parse_timestamp,
+    record_template,
+    seal,
+)
 from shared.audit.repository import ChainStore
 from shared.audit.schemas import (
     Actor,
@@ -44,9 +51,51 @@ def _utc_now() -> datetime:
     return datetime.now(UTC)
 
 
+def _append_one(store: ChainStore, event: AuditEventIn, clock: Clock) -> ChainRecord:
+    """One event: everything but seq, prev_hash and created_at is encoded before the head is
+    locked; the database fills those in, hashes and inserts in the locking statement."""
+    actor = event.actor.to_json()
+    tenant = str(store.tenant_id) if store.tenant_id is not None else None
+    try:
+        template = record_template(
+            tenant_id=tenant,
+            actor=actor,
+            event_type=event.event_type.value,
+            event_json=event.payload,
+            correlation_id=event.correlation_id,
+            idempotency_key=event.idempotency_key,
+        )
+    except (CanonicalizationError, TypeError, ValueError) as exc:
+        raise InvalidAuditPayload(f"{event.event_type}: payload is not I-JSON ({exc})") from exc
+    params = {
+        "actor": canonical_json(actor).decode(),
+        "event_type": event.event_type.value,
+        "correlation_id": event.correlation_id,
+        "idempotency_key": event.idempotency_key,
+    }
+    seq, prev_hash, digest, created_at = store.append_sealed_in_database(template, params, clock())
+    record = ChainRecord(
+        tenant_id=tenant,
+        seq=seq,
+        actor=actor,
+        event_type=event.event_type.value,
+        event_json=event.payload,
+        correlation_id=event.correlation_id,
+        idempotency_key=event.idempotency_key,
+        payload_hash=template.payload_hash,
+        prev_hash=prev_hash,
+        created_at=format_timestamp(created_at),
+        hash=digest,
+    )
+    record.remember_canonical(template.canonical_payload)
+    return record
+
+
 def _append(store: ChainStore, events: Sequence[AuditEventIn], clock: Clock) -> list[ChainRecord]:
     if not events:
         return []
+    if len(events) == 1:
+        return [_append_one(store, events[0], clock)]
     head = store.lock_head()
     # Timestamps never go backwards within a chain, even across app instances whose clocks
     # disagree: the head remembers the last one and the lock orders the appenders.

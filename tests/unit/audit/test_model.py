@@ -25,6 +25,7 @@ from shared.audit.model import (
     merkle_root,
     node_hash,
     parse_timestamp,
+    record_template,
     seal,
 )
 
@@ -196,3 +197,22 @@ def test_load_canonical_gives_rfc8785_bytes_for_any_json_text() -> None:
             assert canonical == rfc8785.dumps(parsed), text
     with pytest.raises(rfc8785.CanonicalizationError):
         load_canonical('{"n": 9007199254740993}')
+
+
+def test_a_record_template_completes_to_the_records_canonical_bytes() -> None:
+    rng = random.Random(5)
+    for seq in range(1, 200):
+        record = _record(
+            rng, seq, hashlib.sha256(bytes([seq % 256])).hexdigest(), datetime.now(UTC)
+        )
+        template = record_template(
+            tenant_id=record.tenant_id, actor=record.actor, event_type=record.event_type,
+            event_json=record.event_json, correlation_id=record.correlation_id,
+            idempotency_key=record.idempotency_key,
+        )  # fmt: skip
+        completed = (
+            template.before_time + record.created_at + template.before_prev + record.prev_hash
+            + template.before_seq + str(record.seq) + template.end
+        )  # fmt: skip
+        assert completed.encode() == rfc8785.dumps(record.hashed_fields())
+        assert template.payload_hash == record.payload_hash
