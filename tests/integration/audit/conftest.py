@@ -14,7 +14,7 @@ from cryptography.hazmat.primitives.asymmetric import ec
 
 from shared.audit.schemas import Actor, ActorType, AuditEventIn, AuditEventType
 from shared.audit.service import AuditChain
-from shared.audit.signing import LocalKeySigner
+from shared.audit.signing import LocalKeySigner, signer_from_settings
 from shared.config import REPO_ROOT
 from shared.db.server import DatabaseUrls, libpq_dsn
 from shared.db.unit_of_work import tenant_unit_of_work
@@ -32,7 +32,10 @@ def signer() -> LocalKeySigner:
 
 @pytest.fixture(scope="session")
 def keys(signer: LocalKeySigner) -> dict[str, ec.EllipticCurvePublicKey]:
-    return {signer.key_id: signer.public_key()}
+    # The deployment's own signer is trusted too: the app on devhost (end-to-end tests in
+    # the same database) checkpoints the shared platform chain with it on its timer.
+    deployment = signer_from_settings()
+    return {signer.key_id: signer.public_key(), deployment.key_id: deployment.public_key()}
 
 
 def sample_event(i: int) -> AuditEventIn:
