@@ -79,7 +79,7 @@ def _free_port() -> int:
 
 
 @contextmanager
-def _devhost(url: str | None) -> Iterator[str]:
+def running_devhost(url: str | None) -> Iterator[str]:
     if url:
         yield url.rstrip("/")
         return
@@ -160,7 +160,7 @@ def run_demo(url: str | None = None, seed: int = 7) -> dict[str, Any]:
         }
     revops = {"Authorization": f"Bearer {dev_issuer.dev_token(slug, Role.REVOPS)}"}
     manager = {"Authorization": f"Bearer {dev_issuer.dev_token(slug, Role.MANAGER)}"}
-    with _devhost(url) as base, httpx.Client(base_url=base, timeout=60) as api:
+    with running_devhost(url) as base, httpx.Client(base_url=base, timeout=60) as api:
         mailbox_ids = []
         for n in range(MAILBOXES):
             created = api.post(
