@@ -11,6 +11,7 @@ import json
 import time
 import uuid
 from collections.abc import Callable, Iterator
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -263,3 +264,102 @@ def test_live_events_stream_over_sse(host: DevhostProcess, database: DatabaseUrl
     assert events[0]["type"] == "TENANT_CREATED"
     assert events[0]["seq"] == 1
     assert [e["seq"] for e in events] == sorted(e["seq"] for e in events)
+
+
+def test_kill_switch_mid_run_stops_every_send(host: DevhostProcess, database: DatabaseUrls) -> None:
+    slug = f"kill-{uuid.uuid4().hex[:8]}"
+    tenant = provision_tenant(TenantCreate(slug=slug, name="Kill Corp"))
+    with psycopg.connect(libpq_dsn(database.owner)) as conn:
+        conn.execute("SELECT set_config('app.tenant_id', %s, false)", (str(tenant.id),))
+        conn.execute(
+            "UPDATE tenants SET settings = %s::jsonb WHERE id = %s",
+            (json.dumps({"postal_address": POSTAL}), tenant.id),
+        )
+        conn.commit()
+    revops = {"Authorization": f"Bearer {dev_issuer.dev_token(slug, Role.REVOPS)}"}
+    manager = {"Authorization": f"Bearer {dev_issuer.dev_token(slug, Role.MANAGER)}"}
+    api = httpx.Client(base_url=host.base_url, timeout=30)
+    mailbox_id = api.post(
+        "/v1/mailboxes",
+        headers=revops,
+        json={
+            "address": "kill@vendor.example",
+            "provider": "sandbox",
+        },
+    ).json()["id"]
+    rows = "".join(f"k{n}@co{n}.example,K{n}\n" for n in range(20))
+    api.post(
+        "/v1/prospects/import",
+        content=("email,first_name\n" + rows).encode(),
+        headers={**revops, "content-type": "text/csv"},
+    ).raise_for_status()
+    sequence = {
+        "name": "two touches, a long pause",
+        "steps": [
+            {
+                "id": "t1",
+                "type": "email",
+                "subject": "Idea",
+                "body": "Hi {{first_name}}",
+                "approval": "once",
+                "next": "d1",
+            },
+            {"id": "d1", "type": "delay", "seconds": 30, "next": "t2"},
+            {"id": "t2", "type": "email", "subject": "Re: idea", "body": "Bumping this."},
+        ],
+    }
+    campaign_id = api.post(
+        "/v1/campaigns",
+        headers=revops,
+        json={
+            "name": "kill",
+            "settings": {
+                "mode": "full",
+                "mailbox_ids": [mailbox_id],
+                "canary": {"enabled": False},
+                "send_window": {"start": "00:00", "end": "00:00"},
+            },
+        },
+    ).json()["id"]
+    api.post(
+        f"/v1/campaigns/{campaign_id}/sequences", headers=revops, json=sequence
+    ).raise_for_status()
+    api.post(
+        f"/v1/campaigns/{campaign_id}/prospects", headers=revops, json={"all_active": True}
+    ).raise_for_status()
+    api.post(f"/v1/campaigns/{campaign_id}/start", headers=revops).raise_for_status()
+
+    def first_touches_out() -> bool:
+        for approval in api.get(
+            "/v1/approvals", headers=manager, params={"status": "pending"}
+        ).json()["items"]:
+            api.post(f"/v1/approvals/{approval['id']}/approve", headers=manager, json={})
+        page = api.get(
+            f"/v1/sandbox/mailboxes/{mailbox_id}/messages",
+            headers=revops,
+            params={"direction": "sent"},
+        ).json()
+        return len(page["items"]) >= 10
+
+    wait_until(first_touches_out, host, what="first touches")
+    killed = api.post("/v1/kill-switch", headers=manager, json={"reason": "e2e"})
+    assert killed.status_code == 200, killed.text
+    killed_at = datetime.now(UTC)
+
+    def ended() -> dict[str, int] | None:
+        members: dict[str, int] = api.get(
+            "/v1/execution/status", headers=revops, params={"campaign_id": campaign_id}
+        ).json()[0]["members"]
+        live = sum(members.get(s, 0) for s in ("pending", "running", "awaiting_approval"))
+        return members if live == 0 else None
+
+    members = wait_until(ended, host, timeout=60, what="journeys to stop")
+    assert members.get("completed", 0) == 0, members
+    sent = api.get(
+        f"/v1/sandbox/mailboxes/{mailbox_id}/messages",
+        headers=revops,
+        params={"direction": "sent", "limit": 500},
+    ).json()["items"]
+    after = [m for m in sent if datetime.fromisoformat(m["created_at"]) > killed_at]
+    assert after == [], "no message may be accepted after the kill switch's activation"
+    assert len(sent) < 40, "second touches never went out"
