@@ -44,7 +44,7 @@ from shared.deliverability.schemas import (
 )
 from shared.drafting.risk import DraftText, RiskSettings, assess_content
 from shared.errors import NotFound, ValidationFailed
-from shared.policy.kill_switch import kill_switch_state
+from shared.policy.kill_switch import take_decision_guard
 from shared.policy.schemas import (
     ActionInput,
     ActionType,
@@ -340,7 +340,7 @@ def check_send(
         recipient = normalize_address(request.recipient)
     except ValueError as exc:
         raise GateRequestInvalid(f"recipient: {exc}") from exc
-    kill_switches = kill_switch_state(uow, request.campaign_id)
+    guard = take_decision_guard(uow, request.campaign_id)
     mailbox = deliverability_repository.get_mailbox(uow, request.mailbox_id)
     if mailbox is None:
         raise GateMailboxNotFound()
@@ -353,11 +353,11 @@ def check_send(
         actor,
         mailbox=mailbox,
         recipient=recipient,
-        kill_switches=kill_switches,
+        kill_switches=guard.kill_switches,
         context=context,
         campaign=campaign,
     )
-    decision = decide(uow, policy_input, actor)
+    decision = decide(uow, policy_input, actor, guard=guard)
     outcome = _outcome(uow, request, decision)
     if outcome is not GateOutcome.ALLOWED:
         return GateResult(outcome=outcome, decision=decision, policy_input=policy_input)
@@ -435,7 +435,7 @@ def decide_draft(
         recipient = normalize_address(request.recipient)
     except ValueError as exc:
         raise GateRequestInvalid(f"recipient: {exc}") from exc
-    kill_switches = kill_switch_state(uow, request.campaign_id)
+    guard = take_decision_guard(uow, request.campaign_id)
     mailbox = deliverability_repository.get_mailbox(uow, request.mailbox_id)
     if mailbox is None:
         raise GateMailboxNotFound()
@@ -447,11 +447,11 @@ def decide_draft(
         actor,
         mailbox=mailbox,
         recipient=recipient,
-        kill_switches=kill_switches,
+        kill_switches=guard.kill_switches,
         context=context,
         campaign=campaign,
     )
     drafted = policy_input.model_copy(
         update={"action": policy_input.action.model_copy(update={"stage": Stage.DRAFT})}
     )
-    return decide(uow, drafted, actor)
+    return decide(uow, drafted, actor, guard=guard)

@@ -25,6 +25,7 @@ from shared.audit.service import AuditChain
 from shared.db.unit_of_work import TenantUnitOfWork
 from shared.errors import NotFound
 from shared.policy import repository
+from shared.policy.repository import ActiveRef
 from shared.policy.schemas import KillSwitchChange, KillSwitchScopeState, KillSwitchStatus
 
 log = logging.getLogger(__name__)
@@ -75,6 +76,49 @@ def _campaign_uuid(campaign_id: str | uuid.UUID | None) -> uuid.UUID | None:
         return None  # not a campaign this tenant could have switched off
 
 
+@dataclass(frozen=True, eq=False)
+class DecisionGuard:
+    """The kill switch state as read `FOR SHARE` in one transaction, with the active pack's
+    reference read in the same statement. Taken once per transaction by the gate and handed
+    to `decide`, which reuses it only in the transaction that holds the lock."""
+
+    tenant_active: bool
+    campaign_active: bool
+    campaign_id: uuid.UUID | None
+    active_pack: ActiveRef | None
+    transaction: object
+
+    @property
+    def kill_switches(self) -> tuple[bool, bool]:
+        return self.tenant_active, self.campaign_active
+
+    def holds_for(self, uow: TenantUnitOfWork, campaign_id: str | uuid.UUID | None) -> bool:
+        """Whether this guard's lock is held by `uow`'s transaction and covers `campaign_id`."""
+        return (
+            self.transaction is uow.session.get_transaction()
+            and self.campaign_id == _campaign_uuid(campaign_id)
+        )
+
+
+def take_decision_guard(
+    uow: TenantUnitOfWork, campaign_id: str | uuid.UUID | None = None
+) -> DecisionGuard:
+    """Lock the tenant's switch row FOR SHARE (until the transaction ends), then read the
+    campaign's switch in a later statement, so it is seen as of at least the commit of any
+    activation the lock waited for."""
+    transaction = uow.session.get_transaction()
+    tenant_active, active_pack = repository.lock_tenant_switch_and_active_pack(uow)
+    campaign = _campaign_uuid(campaign_id)
+    campaign_active = campaign is not None and repository.campaign_switch_active(uow, campaign)
+    return DecisionGuard(
+        tenant_active=tenant_active,
+        campaign_active=campaign_active,
+        campaign_id=campaign,
+        active_pack=active_pack,
+        transaction=transaction,
+    )
+
+
 def kill_switch_state(
     uow: TenantUnitOfWork, campaign_id: str | uuid.UUID | None = None
 ) -> tuple[bool, bool]:
@@ -82,10 +126,7 @@ def kill_switch_state(
 
     Holds a share lock on the tenant's switch row until that transaction ends: call it in
     the same unit of work as the decision it guards (`decide` does)."""
-    tenant_active = repository.lock_tenant_switch_for_share(uow)
-    campaign = _campaign_uuid(campaign_id)
-    campaign_active = campaign is not None and repository.campaign_switch_active(uow, campaign)
-    return tenant_active, campaign_active
+    return take_decision_guard(uow, campaign_id).kill_switches
 
 
 def _now() -> datetime:

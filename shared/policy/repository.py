@@ -112,34 +112,59 @@ def recent_decisions(uow: TenantUnitOfWork, limit: int) -> Sequence[PolicyDecisi
 # Kill switches. Raw row locks matter here, so these are explicit statements.
 
 
-def lock_tenant_switch_for_share(uow: TenantUnitOfWork) -> bool:
-    """The tenant switch's state, holding a share lock on its row until the transaction ends.
+# The tenant's switch row FOR SHARE together with the active pack's reference: both are
+# needed by every decision, so one round trip. Only the switch row is locked; the pack
+# pointer is read as of the statement's snapshot, as a separate read would be.
+_DECISION_GUARD = text(
+    """
+    SELECT k.active, v.id AS version_id, v.pack_id, v.version
+    FROM kill_switches k
+    LEFT JOIN active_policy_packs a ON a.tenant_id = k.tenant_id
+    LEFT JOIN policy_pack_versions v
+           ON v.tenant_id = a.tenant_id AND v.id = a.pack_version_id
+    WHERE k.tenant_id = :tenant_id
+    FOR SHARE OF k
+    """
+)
+
+_CREATE_TENANT_SWITCH = text(
+    "INSERT INTO kill_switches (tenant_id) VALUES (:tenant_id) ON CONFLICT (tenant_id) DO NOTHING"
+)
+
+_CAMPAIGN_SWITCH_ACTIVE = text(
+    "SELECT active FROM campaign_kill_switches "
+    "WHERE tenant_id = :tenant_id AND campaign_id = :campaign_id"
+)
+
+
+def lock_tenant_switch_and_active_pack(uow: TenantUnitOfWork) -> tuple[bool, ActiveRef | None]:
+    """The tenant switch's state, holding a share lock on its row until the transaction ends,
+    and the active pack's reference (None: the shipped default).
 
     The row is created on first use: a lock can only be taken on a row that exists, and an
     activation must find one to update (and wait on)."""
-    query = (
-        select(KillSwitch.active)
-        .where(KillSwitch.tenant_id == uow.tenant_id)
-        .with_for_update(read=True)
+    params = {"tenant_id": uow.tenant_id}
+    row = uow.execute(_DECISION_GUARD, params).one_or_none()
+    if row is None:
+        uow.execute(_CREATE_TENANT_SWITCH, params)
+        row = uow.execute(_DECISION_GUARD, params).one()
+    active = (
+        ActiveRef(version_id=row.version_id, pack_id=row.pack_id, version=row.version)
+        if row.version_id is not None
+        else None
     )
-    active = uow.session.scalar(query)
-    if active is None:
-        uow.execute(
-            insert(KillSwitch)
-            .values(tenant_id=uow.tenant_id)
-            .on_conflict_do_nothing(index_elements=[KillSwitch.tenant_id])
-        )
-        active = uow.session.scalar(query)
-    return bool(active)
+    return bool(row.active), active
+
+
+def lock_tenant_switch_for_share(uow: TenantUnitOfWork) -> bool:
+    """The tenant switch's state, holding a share lock on its row until the transaction ends."""
+    return lock_tenant_switch_and_active_pack(uow)[0]
 
 
 def campaign_switch_active(uow: TenantUnitOfWork, campaign_id: uuid.UUID) -> bool:
-    active = uow.session.scalar(
-        select(CampaignKillSwitch.active).where(
-            CampaignKillSwitch.tenant_id == uow.tenant_id,
-            CampaignKillSwitch.campaign_id == campaign_id,
-        )
-    )
+    active = uow.execute(
+        _CAMPAIGN_SWITCH_ACTIVE, {"tenant_id": uow.tenant_id, "campaign_id": campaign_id}
+    ).scalar_one_or_none()
     return bool(active)
 
 

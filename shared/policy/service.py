@@ -19,7 +19,7 @@ from shared.audit.service import AuditChain
 from shared.db.unit_of_work import TenantUnitOfWork
 from shared.errors import NotFound, ValidationFailed
 from shared.policy import repository
-from shared.policy.kill_switch import kill_switch_state
+from shared.policy.kill_switch import DecisionGuard, take_decision_guard
 from shared.policy.model import (
     CompiledPack,
     changed_fields,
@@ -187,7 +187,12 @@ def get_pack(uow: TenantUnitOfWork, version_id: uuid.UUID) -> PolicyPackDetail:
 def load_active_pack(uow: TenantUnitOfWork) -> tuple[CompiledPack, uuid.UUID | None]:
     """The tenant's active pack, compiled (cached per version), and its version row id
     (None for the shipped default)."""
-    active = repository.active_ref(uow)
+    return _compiled_active(uow, repository.active_ref(uow))
+
+
+def _compiled_active(
+    uow: TenantUnitOfWork, active: repository.ActiveRef | None
+) -> tuple[CompiledPack, uuid.UUID | None]:
     if active is None:
         return default_pack(), None
 
@@ -203,13 +208,17 @@ def load_active_pack(uow: TenantUnitOfWork) -> tuple[CompiledPack, uuid.UUID | N
 # Deciding.
 
 
-def _with_kill_switches(uow: TenantUnitOfWork, policy_input: PolicyInput) -> PolicyInput:
+def _with_kill_switches(
+    uow: TenantUnitOfWork, policy_input: PolicyInput, guard: DecisionGuard | None
+) -> tuple[PolicyInput, DecisionGuard]:
     campaign_id = policy_input.campaign.id or policy_input.action.campaign_id
-    tenant_active, campaign_active = kill_switch_state(uow, campaign_id)
+    if guard is None or not guard.holds_for(uow, campaign_id):
+        guard = take_decision_guard(uow, campaign_id)
+    tenant_active, campaign_active = guard.kill_switches
     if tenant_active == policy_input.tenant.kill_switch_active and (
         campaign_active == policy_input.campaign.kill_switch_active
     ):
-        return policy_input
+        return policy_input, guard
     # The database is the authority: a caller's stale "inactive" never wins, and its
     # "active" (e.g. from an orchestration signal) is kept.
     return policy_input.model_copy(
@@ -226,16 +235,24 @@ def _with_kill_switches(uow: TenantUnitOfWork, policy_input: PolicyInput) -> Pol
                 }
             ),
         }
-    )
+    ), guard
 
 
-def decide(uow: TenantUnitOfWork, policy_input: PolicyInput, actor: Actor) -> Decision:
+def decide(
+    uow: TenantUnitOfWork,
+    policy_input: PolicyInput,
+    actor: Actor,
+    *,
+    guard: DecisionGuard | None = None,
+) -> Decision:
     """Decide an action under the tenant's active pack, record it and audit it (same UoW).
 
     The kill switch state is read here, FOR SHARE, and overrides the input's flags, so the
-    guarantee does not depend on how fresh the caller's input was."""
-    effective = _with_kill_switches(uow, policy_input)
-    pack, version_id = load_active_pack(uow)
+    guarantee does not depend on how fresh the caller's input was. A `guard` the caller took
+    in this same transaction (for the same campaign) is that read already made; any other
+    is ignored and the switch is read again."""
+    effective, guard = _with_kill_switches(uow, policy_input, guard)
+    pack, version_id = _compiled_active(uow, guard.active_pack)
     decision = evaluate(pack, effective)
     activation = effective.activation()
     summary = summarize(decision)
