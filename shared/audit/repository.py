@@ -53,8 +53,8 @@ class _WriteSql:
     append_one: TextClause
 
 
-@lru_cache(maxsize=4)
-def _append_one_sql(events: str, head: str, *, tenant: bool) -> TextClause:
+@lru_cache(maxsize=16)
+def _append_one_sql(events: str, head: str, *, tenant: bool, companion: str = "") -> TextClause:
     mine = "tenant_id = :tenant_id" if tenant else "id = 1"
     columns = ("tenant_id, " if tenant else "") + ", ".join(EVENT_COLUMNS)
     return text(
@@ -75,7 +75,7 @@ def _append_one_sql(events: str, head: str, *, tenant: bool) -> TextClause:
                    :payload_hash, prev_hash, hash, at
             FROM sealed
             RETURNING seq, prev_hash, hash, created_at
-        )
+        ){f", companion AS ({companion})" if companion else ""}
         UPDATE {head} SET seq = appended.seq, hash = appended.hash,
                           last_created_at = appended.created_at
         FROM appended WHERE {head}.{mine}
@@ -121,6 +121,18 @@ def _write_sql(events: str, head: str, *, tenant: bool) -> _WriteSql:
         move_head=text(move_sql),
         append_one=text(f"WITH appended AS ({insert_sql}) {move_sql}"),
     )
+
+
+@dataclass(frozen=True)
+class Companion:
+    """A write that belongs with one audit event and is made by the event's own statement:
+    SQL of a data-modifying statement that may select from `appended` (the inserted event:
+    seq, prev_hash, hash, created_at), and its parameters (names other than the append's;
+    `:tenant_id` is shared). It runs only if the event is inserted, and saves the round trip
+    a separate statement would take while the head lock is held."""
+
+    sql: str
+    params: dict[str, Any]
 
 
 class Executes(Protocol):
@@ -280,13 +292,23 @@ class ChainStore:
             raise RuntimeError(f"audit head of {self.scope} moved under a held lock")
 
     def append_sealed_in_database(
-        self, template: RecordTemplate, params: dict[str, Any], now: datetime
+        self,
+        template: RecordTemplate,
+        params: dict[str, Any],
+        now: datetime,
+        companion: Companion | None = None,
     ) -> tuple[int, str, str, datetime]:
         """Lock the head, hash, insert and move the head in one statement: (seq, prev, hash, at).
 
         The lock is held from here to commit, so nothing but this statement runs under it.
+        A `companion` write runs in the same statement (see `Companion`).
         """
-        sql = _append_one_sql(self.events.name, self.head.name, tenant=self.tenant_id is not None)
+        sql = _append_one_sql(
+            self.events.name,
+            self.head.name,
+            tenant=self.tenant_id is not None,
+            companion=companion.sql if companion is not None else "",
+        )
         values = {
             **params,
             "tenant_id": self.tenant_id,
@@ -298,6 +320,11 @@ class ChainStore:
             "payload_hash": template.payload_hash,
             "event_json": template.canonical_payload.decode(),
         }
+        if companion is not None:
+            clash = (values.keys() & companion.params.keys()) - {"tenant_id"}
+            if clash or companion.params.get("tenant_id", self.tenant_id) != self.tenant_id:
+                raise ValueError(f"companion parameters clash with the append's: {clash}")
+            values |= companion.params
         row = self._db.execute(sql, values).one_or_none()
         if row is None:  # the chain's first event: create its head, then append
             self.lock_head()

@@ -27,7 +27,7 @@ from shared.audit.model import (
     record_template,
     seal,
 )
-from shared.audit.repository import ChainStore
+from shared.audit.repository import ChainStore, Companion
 from shared.audit.schemas import (
     Actor,
     AuditEventFilter,
@@ -51,7 +51,9 @@ def _utc_now() -> datetime:
     return datetime.now(UTC)
 
 
-def _append_one(store: ChainStore, event: AuditEventIn, clock: Clock) -> ChainRecord:
+def _append_one(
+    store: ChainStore, event: AuditEventIn, clock: Clock, companion: Companion | None = None
+) -> ChainRecord:
     """One event: everything but seq, prev_hash and created_at is encoded before the head is
     locked; the database fills those in, hashes and inserts in the locking statement."""
     actor = event.actor.to_json()
@@ -73,7 +75,9 @@ def _append_one(store: ChainStore, event: AuditEventIn, clock: Clock) -> ChainRe
         "correlation_id": event.correlation_id,
         "idempotency_key": event.idempotency_key,
     }
-    seq, prev_hash, digest, created_at = store.append_sealed_in_database(template, params, clock())
+    seq, prev_hash, digest, created_at = store.append_sealed_in_database(
+        template, params, clock(), companion
+    )
     record = ChainRecord(
         tenant_id=tenant,
         seq=seq,
@@ -164,6 +168,21 @@ class AuditChain:
     ) -> ChainRecord:
         event = _event(event_type, actor, payload, correlation_id, idempotency_key)
         return _append(ChainStore.for_tenant(uow), [event], cls.clock)[0]
+
+    @classmethod
+    def append_with(
+        cls,
+        uow: TenantUnitOfWork,
+        event_type: AuditEventType,
+        actor: Actor,
+        payload: Mapping[str, Any],
+        companion: Companion,
+    ) -> ChainRecord:
+        """Append one event and make `companion`'s write in the same statement (it can read
+        the event's seq from `appended`): a record that must exist exactly when its event
+        does, written without another round trip."""
+        event = _event(event_type, actor, payload, None, None)
+        return _append_one(ChainStore.for_tenant(uow), event, cls.clock, companion)
 
     @classmethod
     def append_many(

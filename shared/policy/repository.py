@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import uuid
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -11,6 +12,7 @@ from typing import Any
 from sqlalchemy import func, select, text
 from sqlalchemy.dialects.postgresql import insert
 
+from shared.audit.repository import Companion
 from shared.campaigns.orm import Campaign
 from shared.db.unit_of_work import TenantUnitOfWork
 from shared.policy.orm import (
@@ -95,10 +97,54 @@ def set_active(uow: TenantUnitOfWork, version_id: uuid.UUID, actor: dict[str, An
     )
 
 
-def add_decision(uow: TenantUnitOfWork, record: PolicyDecisionRecord) -> PolicyDecisionRecord:
-    uow.add(record)
-    uow.flush()
-    return record
+# The decision row, written by its POLICY_EVALUATED event's statement (`AuditChain.append_with`)
+# and carrying that event's seq.
+_DECISION_ROW = """
+    INSERT INTO policy_decisions
+        (id, tenant_id, pack_id, pack_version, pack_version_id, action_type, stage, input,
+         input_hash, outcome, matched_rules, allowed, audit_seq)
+    SELECT :decision_id, :tenant_id, :decision_pack_id, :decision_pack_version,
+           :decision_pack_version_id, :decision_action_type, :decision_stage,
+           CAST(:decision_input AS jsonb), :decision_input_hash,
+           CAST(:decision_outcome AS jsonb), CAST(:decision_matched AS varchar[]),
+           :decision_allowed, appended.seq
+    FROM appended
+"""
+
+
+def decision_row(
+    uow: TenantUnitOfWork,
+    *,
+    decision_id: uuid.UUID,
+    pack_id: str,
+    pack_version: int,
+    pack_version_id: uuid.UUID | None,
+    action_type: str,
+    stage: str,
+    policy_input: dict[str, Any],
+    input_hash: str,
+    outcome: dict[str, Any],
+    matched_rules: list[str],
+    allowed: bool,
+) -> Companion:
+    """The decision's `policy_decisions` row as a companion of its audit event."""
+    return Companion(
+        sql=_DECISION_ROW,
+        params={
+            "tenant_id": uow.tenant_id,
+            "decision_id": decision_id,
+            "decision_pack_id": pack_id,
+            "decision_pack_version": pack_version,
+            "decision_pack_version_id": pack_version_id,
+            "decision_action_type": action_type,
+            "decision_stage": stage,
+            "decision_input": json.dumps(policy_input),
+            "decision_input_hash": input_hash,
+            "decision_outcome": json.dumps(outcome),
+            "decision_matched": matched_rules,
+            "decision_allowed": allowed,
+        },
+    )
 
 
 def recent_decisions(uow: TenantUnitOfWork, limit: int) -> Sequence[PolicyDecisionRecord]:

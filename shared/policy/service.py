@@ -258,8 +258,9 @@ def decide(
     summary = summarize(decision)
     matched = matched_rules(decision)
     decision_id = uuid.uuid4()
-    # Audit first: the decision row is insert-only, so it is written once, with its seq.
-    event = AuditChain.append(
+    # The decision row is insert-only and carries its event's seq, so the event's own
+    # statement writes it (one round trip under the chain's head lock, not two).
+    AuditChain.append_with(
         uow,
         AuditEventType.POLICY_EVALUATED,
         actor,
@@ -280,22 +281,19 @@ def decide(
             # RFC 8785 hash here proves that record was not altered afterwards.
             "input_hash": decision.input_hash,
         },
-    )
-    repository.add_decision(
-        uow,
-        PolicyDecisionRecord(
-            id=decision_id,
+        repository.decision_row(
+            uow,
+            decision_id=decision_id,
             pack_id=pack.pack_id,
             pack_version=pack.version,
             pack_version_id=version_id,
             action_type=effective.action.type.value,
             stage=effective.action.stage.value,
-            input=activation,
+            policy_input=activation,
             input_hash=decision.input_hash,
             outcome=summary,
             matched_rules=matched,
             allowed=decision.allowed,
-            audit_seq=event.seq,
         ),
     )
     return decision.model_copy(update={"decision_id": str(decision_id)})
