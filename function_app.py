@@ -8,11 +8,13 @@ from azurefunctions.extensions.http.fastapi import Request, Response
 
 from activities.campaign import blueprint as campaign_activities
 from activities.crm_events import blueprint as crm_functions
+from activities.deals import blueprint as deal_activities
 from activities.schedules import blueprint as schedules
 from http_api.app import create_app
 from http_api.durable import durable_client_var
 from http_api.events import stream_events
 from orchestrators.campaign import blueprint as campaign_orchestrators
+from orchestrators.deals import blueprint as deal_orchestrators
 from shared.config import get_settings
 from shared.identity.authentication import Authenticator
 from shared.telemetry.logging import configure_logging
@@ -24,6 +26,8 @@ app.register_functions(campaign_orchestrators)
 app.register_functions(campaign_activities)
 app.register_functions(schedules)
 app.register_functions(crm_functions)
+app.register_functions(deal_orchestrators)
+app.register_functions(deal_activities)
 asgi = func.AsgiMiddleware(create_app())
 authenticator = Authenticator(get_settings())
 

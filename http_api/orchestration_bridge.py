@@ -16,7 +16,9 @@ from sqlalchemy import select
 
 from http_api.durable import durable_client_var
 from shared.approvals.schemas import ApprovalOutcome
+from shared.config import get_settings
 from shared.db.unit_of_work import tenant_unit_of_work
+from shared.deals.schemas import ReplyToDealInput
 from shared.execution.control import live_instances
 from shared.execution.orchestrations import DurableOrchestrations
 from shared.execution.schemas import journey_instance_id
@@ -25,6 +27,14 @@ from shared.policy.kill_switch import kill_switch_state
 from shared.replies.orm import Reply
 
 log = logging.getLogger(__name__)
+
+
+def _start(orchestrator: str, instance_id: str, payload: dict[str, Any]) -> None:
+    client = durable_client_var.get()
+    if client is None:
+        log.warning("no durable client in this request: %s not started", instance_id)
+        return
+    anyio.from_thread.run(DurableOrchestrations(client).start, orchestrator, instance_id, payload)
 
 
 def _raise(instance_id: str, event: str, payload: dict[str, Any]) -> None:
@@ -59,6 +69,15 @@ class DurableKillSwitchSignal:
 
 class DurableReplySignal:
     def raise_reply(self, event: ReplyEvent) -> None:
+        # Deal gating runs for every reply to a touch; its instance id is the message's, so
+        # a signal raised twice finds the same instance.
+        flow = ReplyToDealInput(
+            tenant_id=event.tenant_id,
+            inbound_id=event.inbound_id,
+            approval_timeout_seconds=get_settings().approval_ttl_seconds,
+            correlation_id=event.correlation_id,
+        )
+        _start("reply_to_deal", flow.instance_id, flow.model_dump(mode="json"))
         if event.campaign_id is None or event.prospect_id is None:
             return
         # The stop reason is the reply's classification (stored with the message's arrival).

@@ -8,6 +8,7 @@ from http_api import (
     approvals,
     audit,
     campaigns,
+    deals,
     execution,
     identity,
     integrations,
@@ -30,3 +31,4 @@ router.include_router(sandbox_routes.router)
 router.include_router(integrations.router)
 router.include_router(execution.router)
 router.include_router(replies_routes.router)
+router.include_router(deals.router)

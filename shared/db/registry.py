@@ -8,6 +8,7 @@ from shared.crm import integration_orm as crm_integration_orm
 from shared.crm import orm as crm_orm
 from shared.db import directory
 from shared.db.base import Base
+from shared.deals import orm as deals_orm
 from shared.deliverability import orm as deliverability_orm
 from shared.drafting import orm as drafting_orm
 from shared.execution import orm as execution_orm
@@ -37,6 +38,7 @@ ORM_MODULES = (
     crm_integration_orm,
     replies_orm,
     execution_orm,
+    deals_orm,
 )
 
 metadata = Base.metadata

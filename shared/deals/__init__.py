@@ -1,0 +1,1 @@
+"""Deals from replies and meetings: gating, the deals_shadow record, CRM deal writes."""
