@@ -41,6 +41,54 @@ _TAKE_SLOTS = text(
     """
 )
 
+# A whole reservation in one statement: the first-contact row, a slot in every scope (the
+# new-recipients scope only when the first-contact row is new) and, only if every scope had
+# room, the reservation row. The first-contact insert feeds the counters' input as a
+# function argument, so it runs before any counter row is locked: the same lock order as
+# `record_first_contact` followed by `_TAKE_SLOTS`.
+_RESERVE = text(
+    """
+    WITH first_contact AS (
+        INSERT INTO mailbox_recipients (tenant_id, mailbox_id, address, reservation_id)
+        VALUES (:tenant_id, :mailbox_id, :address, :reservation_id)
+        ON CONFLICT (tenant_id, mailbox_id, address) DO NOTHING
+        RETURNING true
+    ), wanted AS (
+        SELECT s.*
+        FROM unnest(CAST(:scopes AS text[]), CAST(:scope_keys AS text[]),
+                    CAST(:starts AS timestamptz[]), CAST(:ends AS timestamptz[]),
+                    CAST(:caps AS integer[]),
+                    array_fill((SELECT count(*) FROM first_contact)::integer,
+                               ARRAY[cardinality(CAST(:scopes AS text[]))]),
+                    CAST(:counters AS jsonb[]))
+             WITH ORDINALITY AS s(scope, scope_key, window_start, window_end, cap, new, counter,
+                                  ord)
+        WHERE s.new > 0 OR s.scope <> :new_recipient_scope
+    ), taken AS (
+        INSERT INTO send_counters AS c
+            (tenant_id, scope, scope_key, window_start, window_end, used, cap)
+        SELECT :tenant_id, w.scope, w.scope_key, w.window_start, w.window_end, 1, w.cap
+        FROM wanted w
+        ORDER BY w.ord
+        ON CONFLICT (tenant_id, scope, scope_key, window_start)
+        DO UPDATE SET used = c.used + 1, cap = EXCLUDED.cap, updated_at = now()
+            WHERE c.used < EXCLUDED.cap
+        RETURNING scope
+    ), reserved AS (
+        INSERT INTO send_reservations
+            (id, tenant_id, mailbox_id, campaign_id, recipient, new_recipient, counters, status)
+        SELECT :reservation_id, :tenant_id, :mailbox_id, :campaign_id, :address,
+               EXISTS (SELECT 1 FROM first_contact),
+               (SELECT jsonb_agg(w.counter ORDER BY w.ord) FROM wanted w), 'reserved'
+        WHERE (SELECT count(*) FROM taken) = (SELECT count(*) FROM wanted)
+        RETURNING id
+    )
+    SELECT EXISTS (SELECT 1 FROM first_contact) AS new_recipient,
+           ARRAY(SELECT scope FROM taken) AS taken,
+           EXISTS (SELECT 1 FROM reserved) AS reserved
+    """
+)
+
 _GIVE_BACK_SLOT = text(
     """
     UPDATE send_counters SET used = used - 1, updated_at = now()
@@ -102,6 +150,40 @@ def take_slots(
         },
     ).scalars()
     return {CapScope(scope) for scope in taken}
+
+
+def reserve(
+    uow: TenantUnitOfWork,
+    *,
+    reservation_id: uuid.UUID,
+    mailbox_id: uuid.UUID,
+    campaign_id: uuid.UUID | None,
+    address: str,
+    keys: Sequence[CounterKey],
+    caps: Sequence[int | None],
+) -> tuple[bool, set[CapScope], bool]:
+    """(new recipient, scopes that took a slot, reservation row written). `keys` include the
+    new-recipients scope, which takes a slot only if this mailbox never wrote to `address`.
+    The reservation row is written only when every wanted scope took a slot; otherwise the
+    caller gives back what was taken."""
+    row = uow.execute(
+        _RESERVE,
+        {
+            "tenant_id": uow.tenant_id,
+            "reservation_id": reservation_id,
+            "mailbox_id": mailbox_id,
+            "campaign_id": campaign_id,
+            "address": address,
+            "new_recipient_scope": CapScope.MAILBOX_NEW_DAY.value,
+            "scopes": [k.scope.value for k in keys],
+            "scope_keys": [k.scope_key for k in keys],
+            "starts": [k.window_start for k in keys],
+            "ends": [k.window_end for k in keys],
+            "caps": [UNCAPPED if cap is None else cap for cap in caps],
+            "counters": [k.model_dump_json() for k in keys],
+        },
+    ).one()
+    return bool(row.new_recipient), {CapScope(scope) for scope in row.taken}, bool(row.reserved)
 
 
 def give_back_slot(uow: TenantUnitOfWork, scope: str, scope_key: str, window_start: Any) -> None:

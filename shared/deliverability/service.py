@@ -213,6 +213,75 @@ def reserve_send_slot(
     Nothing is held after a refusal. The reservation commits with the caller's transaction.
     """
     reservation_id = uuid.uuid4()
+    wanted = counter_keys(mailbox, campaign_id, clock(), new_recipient=True)
+    wanted_limits = [_cap_for(key.scope, caps) for key in wanted]
+    if any(cap is not None and cap <= 0 for cap in wanted_limits):
+        # A new counter row starts at 1, so a closed scope is never sent to the upsert.
+        return _reserve_with_closed_scope(
+            uow, mailbox, recipient, campaign_id, caps, clock, reservation_id
+        )
+    new_recipient, taken, reserved = repository.reserve(
+        uow,
+        reservation_id=reservation_id,
+        mailbox_id=mailbox.id,
+        campaign_id=campaign_id,
+        address=recipient,
+        keys=wanted,
+        caps=wanted_limits,
+    )
+    keys = [k for k in wanted if new_recipient or k.scope is not CapScope.MAILBOX_NEW_DAY]
+    full = next((k for k in keys if k.scope not in taken), None)
+    if full is not None:
+        return _give_back(uow, mailbox, recipient, caps, keys, taken, new_recipient, reservation_id)
+    if not reserved:
+        raise RuntimeError("every scope took a slot but the reservation row was not written")
+    return Reservation(
+        id=reservation_id,
+        mailbox_id=mailbox.id,
+        campaign_id=campaign_id,
+        recipient=recipient,
+        new_recipient=new_recipient,
+        counters=keys,
+    )
+
+
+def _give_back(
+    uow: TenantUnitOfWork,
+    mailbox: Mailbox,
+    recipient: str,
+    caps: SendCaps,
+    keys: list[CounterKey],
+    taken: set[CapScope],
+    new_recipient: bool,
+    reservation_id: uuid.UUID,
+    closed: CounterKey | None = None,
+) -> CapRefusal:
+    # This transaction still holds the rows it incremented: give those back exactly.
+    full = closed or next(k for k in keys if k.scope not in taken)
+    for key in keys:
+        if key.scope in taken:
+            repository.give_back_slot(uow, key.scope.value, key.scope_key, key.window_start)
+    if new_recipient:
+        repository.forget_first_contact(uow, mailbox.id, recipient, reservation_id)
+    return CapRefusal(
+        scope=full.scope,
+        cap=_cap_for(full.scope, caps) or 0,
+        window_start=full.window_start,
+        window_end=full.window_end,
+    )
+
+
+def _reserve_with_closed_scope(
+    uow: TenantUnitOfWork,
+    mailbox: Mailbox,
+    recipient: str,
+    campaign_id: uuid.UUID | None,
+    caps: SendCaps,
+    clock: Clock,
+    reservation_id: uuid.UUID,
+) -> Reservation | CapRefusal:
+    """A cap of zero: refused unless the closed scope is the new-recipients one and this
+    mailbox wrote to the recipient before, in which case the other scopes are taken."""
     new_recipient = repository.record_first_contact(uow, mailbox.id, recipient, reservation_id)
     keys = counter_keys(mailbox, campaign_id, clock(), new_recipient=new_recipient)
     limits = [_cap_for(key.scope, caps) for key in keys]
@@ -220,19 +289,9 @@ def reserve_send_slot(
         (k for k, cap in zip(keys, limits, strict=True) if cap is not None and cap <= 0), None
     )
     taken = set() if closed is not None else repository.take_slots(uow, keys, limits)
-    full = closed or next((k for k in keys if k.scope not in taken), None)
-    if full is not None:
-        # This transaction still holds the rows it incremented: give those back exactly.
-        for key in keys:
-            if key.scope in taken:
-                repository.give_back_slot(uow, key.scope.value, key.scope_key, key.window_start)
-        if new_recipient:
-            repository.forget_first_contact(uow, mailbox.id, recipient, reservation_id)
-        return CapRefusal(
-            scope=full.scope,
-            cap=_cap_for(full.scope, caps) or 0,
-            window_start=full.window_start,
-            window_end=full.window_end,
+    if closed is not None or any(k.scope not in taken for k in keys):
+        return _give_back(
+            uow, mailbox, recipient, caps, keys, taken, new_recipient, reservation_id, closed
         )
     repository.insert_reservation(
         uow,

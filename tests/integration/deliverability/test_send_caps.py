@@ -115,6 +115,30 @@ def test_only_first_contacts_count_as_new_recipients(client: TestClient) -> None
     assert other.scope is CapScope.MAILBOX_NEW_DAY
 
 
+def test_a_zero_cap_refuses_without_holding_anything(client: TestClient) -> None:
+    tenant = new_tenant("caps-zero")
+    mailbox_id = _mailbox(tenant.id)
+    known = _reserve(tenant.id, mailbox_id, "known@x.example", SendCaps())
+    assert isinstance(known, Reservation)
+    # No new recipients today: a recipient written to before still goes, a new one does not.
+    no_new = SendCaps(new_recipients=0)
+    again = _reserve(tenant.id, mailbox_id, "known@x.example", no_new)
+    assert isinstance(again, Reservation)
+    assert not again.new_recipient
+    refused = _reserve(tenant.id, mailbox_id, "new@x.example", no_new)
+    assert isinstance(refused, CapRefusal)
+    assert refused.scope is CapScope.MAILBOX_NEW_DAY
+    closed = _reserve(tenant.id, mailbox_id, "known@x.example", SendCaps(mailbox_daily=0))
+    assert isinstance(closed, CapRefusal)
+    assert closed.scope is CapScope.MAILBOX_DAY
+    assert _counters(tenant.id)[CapScope.MAILBOX_DAY.value] == 2
+    assert _counters(tenant.id)[CapScope.MAILBOX_NEW_DAY.value] == 1
+    # The refused new recipient is still new.
+    later = _reserve(tenant.id, mailbox_id, "new@x.example", SendCaps())
+    assert isinstance(later, Reservation)
+    assert later.new_recipient
+
+
 def test_release_gives_every_slot_back_exactly_once(client: TestClient) -> None:
     tenant = new_tenant("caps-release")
     mailbox_id = _mailbox(tenant.id)
