@@ -154,12 +154,26 @@ def counter_keys(
     new_recipient: bool,
 ) -> list[CounterKey]:
     """The counters one send touches, in the fixed order they are locked in."""
-    zone = time_zone(mailbox.time_zone)
+    return mailbox_counter_keys(
+        mailbox.id, mailbox.time_zone, campaign_id, now, new_recipient=new_recipient
+    )
+
+
+def mailbox_counter_keys(
+    mailbox_id: uuid.UUID,
+    mailbox_time_zone: str,
+    campaign_id: uuid.UUID | None,
+    now: datetime,
+    *,
+    new_recipient: bool,
+) -> list[CounterKey]:
+    """`counter_keys` from the mailbox's id and time zone alone."""
+    zone = time_zone(mailbox_time_zone)
     day, hour = day_window(now, zone), hour_window(now, zone)
     keys = [CounterKey(scope=CapScope.TENANT_DAY, scope_key="tenant", **_w(day))]
     if campaign_id is not None:
         keys.append(CounterKey(scope=CapScope.CAMPAIGN_DAY, scope_key=str(campaign_id), **_w(day)))
-    mailbox_key = str(mailbox.id)
+    mailbox_key = str(mailbox_id)
     keys.append(CounterKey(scope=CapScope.MAILBOX_DAY, scope_key=mailbox_key, **_w(day)))
     keys.append(CounterKey(scope=CapScope.MAILBOX_HOUR, scope_key=mailbox_key, **_w(hour)))
     if new_recipient:

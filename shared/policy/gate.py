@@ -32,7 +32,6 @@ from shared.campaigns.orm import Campaign
 from shared.campaigns.schemas import CampaignMode, CampaignSettings
 from shared.config import get_settings
 from shared.db.unit_of_work import TenantUnitOfWork
-from shared.deliverability import repository as deliverability_repository
 from shared.deliverability import service as caps
 from shared.deliverability.model import CapScope, domain_and_parents, domain_of, normalize_address
 from shared.deliverability.orm import Mailbox
@@ -122,16 +121,20 @@ class GateMailboxNotFound(NotFound):
     title = "Mailbox not found"
 
 
-# The reads a send decision needs beyond the mailbox row, in one round trip: the tenant's
+# The reads a send decision needs, in one round trip: the mailbox row, the tenant's
 # settings, the current windows' counters, the most specific suppression entry and whether
 # this mailbox wrote to the recipient before. The gate runs once per message, and at a
 # few hundred sends per second every round trip shows.
+_MAILBOX_COLUMNS = tuple(
+    (attribute.key, attribute.columns[0].name) for attribute in Mailbox.__mapper__.column_attrs
+)
 _SEND_CONTEXT = text(
-    """
+    f"""
     SELECT
+      {", ".join(f"m.{name} AS mailbox_{name}" for _, name in _MAILBOX_COLUMNS)},
       (SELECT t.settings FROM tenants t WHERE t.id = :tenant_id) AS settings,
       (SELECT t.plan FROM tenants t WHERE t.id = :tenant_id) AS plan,
-      (SELECT coalesce(json_object_agg(c.scope, c.used), '{}'::json) FROM send_counters c
+      (SELECT coalesce(json_object_agg(c.scope, c.used), '{{}}'::json) FROM send_counters c
         WHERE c.tenant_id = :tenant_id
           AND (c.scope, c.scope_key, c.window_start) IN (
             SELECT * FROM unnest(CAST(:scopes AS text[]), CAST(:scope_keys AS text[]),
@@ -146,8 +149,15 @@ _SEND_CONTEXT = text(
       EXISTS (SELECT 1 FROM mailbox_recipients r
                WHERE r.tenant_id = :tenant_id AND r.mailbox_id = :mailbox_id
                  AND r.address = :address) AS contacted
+    FROM (SELECT 1) AS one
+    LEFT JOIN mailboxes m ON m.tenant_id = :tenant_id AND m.id = :mailbox_id
     """
 )
+# Counter windows are the mailbox's local day and hour, and its time zone comes with the
+# row the same statement reads: the statement uses the zone this process last saw for the
+# mailbox and is repeated, once, when the row says otherwise.
+_TIME_ZONES: dict[uuid.UUID, str] = {}
+_TIME_ZONES_MAX = 10_000
 
 
 @dataclass(frozen=True)
@@ -159,19 +169,20 @@ class _SendContext:
     previously_contacted: bool
 
 
-def _send_context(
+def _read_send_context(
     uow: TenantUnitOfWork,
-    mailbox: Mailbox,
+    mailbox_id: uuid.UUID,
+    zone: str,
     recipient: str,
     campaign_id: uuid.UUID | None,
     now: datetime,
-) -> _SendContext:
-    keys = caps.counter_keys(mailbox, campaign_id, now, new_recipient=True)
-    row = uow.execute(
+) -> Any:
+    keys = caps.mailbox_counter_keys(mailbox_id, zone, campaign_id, now, new_recipient=True)
+    return uow.execute(
         _SEND_CONTEXT,
         {
             "tenant_id": uow.tenant_id,
-            "mailbox_id": mailbox.id,
+            "mailbox_id": mailbox_id,
             "address": recipient,
             "domains": domain_and_parents(domain_of(recipient)),
             "scopes": [k.scope.value for k in keys],
@@ -179,11 +190,31 @@ def _send_context(
             "starts": [k.window_start for k in keys],
         },
     ).one()
+
+
+def _send_context(
+    uow: TenantUnitOfWork,
+    mailbox_id: uuid.UUID,
+    recipient: str,
+    campaign_id: uuid.UUID | None,
+    now: datetime,
+) -> tuple[Mailbox, _SendContext]:
+    zone = _TIME_ZONES.get(mailbox_id, "UTC")
+    row = _read_send_context(uow, mailbox_id, zone, recipient, campaign_id, now)
+    while row.mailbox_id is not None and row.mailbox_time_zone != zone:
+        if len(_TIME_ZONES) >= _TIME_ZONES_MAX:
+            _TIME_ZONES.clear()
+        zone = _TIME_ZONES[mailbox_id] = row.mailbox_time_zone
+        row = _read_send_context(uow, mailbox_id, zone, recipient, campaign_id, now)
+    if row.mailbox_id is None:
+        raise GateMailboxNotFound()
     if row.plan is None:
         raise NotFound("Tenant not found.")
+    # Detached: read only for its values, never added to the session.
+    mailbox = Mailbox(**{key: getattr(row, f"mailbox_{name}") for key, name in _MAILBOX_COLUMNS})
     used: dict[str, int] = row.counters
     found = row.suppression
-    return _SendContext(
+    return mailbox, _SendContext(
         tenant_settings=dict(row.settings or {}),
         tenant_plan=row.plan,
         usage=MailboxUsage(
@@ -341,11 +372,10 @@ def check_send(
     except ValueError as exc:
         raise GateRequestInvalid(f"recipient: {exc}") from exc
     guard = take_decision_guard(uow, request.campaign_id)
-    mailbox = deliverability_repository.get_mailbox(uow, request.mailbox_id)
-    if mailbox is None:
-        raise GateMailboxNotFound()
     campaign = _campaign(uow, request.campaign_id)
-    context = _send_context(uow, mailbox, recipient, request.campaign_id, clock())
+    mailbox, context = _send_context(
+        uow, request.mailbox_id, recipient, request.campaign_id, clock()
+    )
     tenant_settings = context.tenant_settings
     policy_input = build_policy_input(
         uow,
@@ -436,11 +466,10 @@ def decide_draft(
     except ValueError as exc:
         raise GateRequestInvalid(f"recipient: {exc}") from exc
     guard = take_decision_guard(uow, request.campaign_id)
-    mailbox = deliverability_repository.get_mailbox(uow, request.mailbox_id)
-    if mailbox is None:
-        raise GateMailboxNotFound()
     campaign = _campaign(uow, request.campaign_id)
-    context = _send_context(uow, mailbox, recipient, request.campaign_id, clock())
+    mailbox, context = _send_context(
+        uow, request.mailbox_id, recipient, request.campaign_id, clock()
+    )
     policy_input = build_policy_input(
         uow,
         request,

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import uuid
 
+import pytest
 from sqlalchemy import text
 
 from shared.approvals import service as approvals
@@ -14,7 +15,13 @@ from shared.db.unit_of_work import tenant_unit_of_work
 from shared.deliverability import service as caps
 from shared.deliverability import suppression
 from shared.deliverability.schemas import SuppressionCreate
-from shared.policy.gate import GateOutcome, GateResult, SendRequest, check_send
+from shared.policy.gate import (
+    GateMailboxNotFound,
+    GateOutcome,
+    GateResult,
+    SendRequest,
+    check_send,
+)
 from shared.policy.kill_switch import activate_kill_switch
 from shared.policy.schemas import KillSwitchChange
 from tests.integration.gate.conftest import ACTOR, Sender, events, make_sender
@@ -53,6 +60,23 @@ def test_a_clean_follow_up_is_allowed_reserved_and_audited(sender: Sender) -> No
     second = _check(sender, sender.request("jane@prospect.example"))
     assert second.policy_input.recipient.previously_contacted
     assert second.policy_input.mailbox.sent_today == 1
+
+
+def test_counters_are_read_in_the_mailboxs_own_windows(database: object) -> None:
+    # +05:45: neither its day nor its hour starts when UTC's do.
+    sender = make_sender("gate-tz", time_zone="Asia/Kathmandu")
+    assert _check(sender, sender.request("a@prospect.example")).allowed
+    second = _check(sender, sender.request("b@prospect.example"))
+    assert second.allowed
+    assert second.policy_input.mailbox.time_zone == "Asia/Kathmandu"
+    assert second.policy_input.mailbox.sent_today == 1
+    assert second.policy_input.mailbox.sent_this_hour == 1
+    assert second.policy_input.mailbox.new_recipients_today == 1
+
+
+def test_an_unknown_mailbox_is_refused(sender: Sender) -> None:
+    with pytest.raises(GateMailboxNotFound):
+        _check(sender, sender.request("a@prospect.example", mailbox_id=uuid.uuid4()))
 
 
 def test_suppressed_recipients_are_denied_without_a_reservation(sender: Sender) -> None:
