@@ -14,6 +14,7 @@ transaction commits, and the kill switch's share lock is held until then, so an 
 
 from __future__ import annotations
 
+import json
 import uuid
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -137,8 +138,8 @@ _SEND_CONTEXT = text(
       (SELECT coalesce(json_object_agg(c.scope, c.used), '{{}}'::json) FROM send_counters c
         WHERE c.tenant_id = :tenant_id
           AND (c.scope, c.scope_key, c.window_start) IN (
-            SELECT * FROM unnest(CAST(:scopes AS text[]), CAST(:scope_keys AS text[]),
-                                 CAST(:starts AS timestamptz[])))) AS counters,
+            SELECT * FROM jsonb_to_recordset(CAST(:keys AS jsonb))
+                     AS k(scope text, scope_key text, window_start timestamptz))) AS counters,
       (SELECT json_build_object('id', s.id, 'kind', s.kind, 'reason', s.reason)
          FROM suppressions s
         WHERE s.tenant_id = :tenant_id
@@ -185,9 +186,16 @@ def _read_send_context(
             "mailbox_id": mailbox_id,
             "address": recipient,
             "domains": domain_and_parents(domain_of(recipient)),
-            "scopes": [k.scope.value for k in keys],
-            "scope_keys": [k.scope_key for k in keys],
-            "starts": [k.window_start for k in keys],
+            "keys": json.dumps(
+                [
+                    {
+                        "scope": k.scope.value,
+                        "scope_key": k.scope_key,
+                        "window_start": k.window_start.isoformat(),
+                    }
+                    for k in keys
+                ]
+            ),
         },
     ).one()
 
