@@ -44,7 +44,8 @@ from shared.deliverability.schemas import (
 )
 from shared.drafting.risk import DraftText, RiskSettings, assess_content
 from shared.errors import NotFound, ValidationFailed
-from shared.policy.kill_switch import take_decision_guard
+from shared.policy import repository as policy_repository
+from shared.policy.kill_switch import DecisionGuard, guard_after_lock
 from shared.policy.schemas import (
     ActionInput,
     ActionType,
@@ -122,16 +123,20 @@ class GateMailboxNotFound(NotFound):
     title = "Mailbox not found"
 
 
-# The reads a send decision needs, in one round trip: the mailbox row, the tenant's
+# The reads a send decision needs, in one round trip: the decision guard (the tenant's
+# kill switch row, locked FOR SHARE, and the active pack), the mailbox row, the tenant's
 # settings, the current windows' counters, the most specific suppression entry and whether
 # this mailbox wrote to the recipient before. The gate runs once per message, and at a
-# few hundred sends per second every round trip shows.
+# few hundred sends per second every round trip shows. Only the switch row is locked: after
+# waiting for an activation, its new state is what the decision sees, while the other reads
+# are as of the statement's start, as if they had been made just before the lock.
 _MAILBOX_COLUMNS = tuple(
     (attribute.key, attribute.columns[0].name) for attribute in Mailbox.__mapper__.column_attrs
 )
 _SEND_CONTEXT = text(
     f"""
     SELECT
+      {policy_repository.GUARD_COLUMNS},
       {", ".join(f"m.{name} AS mailbox_{name}" for _, name in _MAILBOX_COLUMNS)},
       (SELECT t.settings FROM tenants t WHERE t.id = :tenant_id) AS settings,
       (SELECT t.plan FROM tenants t WHERE t.id = :tenant_id) AS plan,
@@ -150,8 +155,10 @@ _SEND_CONTEXT = text(
       EXISTS (SELECT 1 FROM mailbox_recipients r
                WHERE r.tenant_id = :tenant_id AND r.mailbox_id = :mailbox_id
                  AND r.address = :address) AS contacted
-    FROM (SELECT 1) AS one
-    LEFT JOIN mailboxes m ON m.tenant_id = :tenant_id AND m.id = :mailbox_id
+    FROM {policy_repository.GUARD_FROM}
+    LEFT JOIN mailboxes m ON m.tenant_id = k.tenant_id AND m.id = :mailbox_id
+    WHERE {policy_repository.GUARD_WHERE}
+    {policy_repository.GUARD_LOCK}
     """
 )
 # Counter windows are the mailbox's local day and hour, and its time zone comes with the
@@ -177,7 +184,7 @@ def _read_send_context(
     recipient: str,
     campaign_id: uuid.UUID | None,
     now: datetime,
-) -> Any:
+) -> Any | None:
     keys = caps.mailbox_counter_keys(mailbox_id, zone, campaign_id, now, new_recipient=True)
     return uow.execute(
         _SEND_CONTEXT,
@@ -197,7 +204,7 @@ def _read_send_context(
                 ]
             ),
         },
-    ).one()
+    ).one_or_none()
 
 
 def _send_context(
@@ -206,14 +213,21 @@ def _send_context(
     recipient: str,
     campaign_id: uuid.UUID | None,
     now: datetime,
-) -> tuple[Mailbox, _SendContext]:
+) -> tuple[DecisionGuard, Mailbox, _SendContext]:
     zone = _TIME_ZONES.get(mailbox_id, "UTC")
     row = _read_send_context(uow, mailbox_id, zone, recipient, campaign_id, now)
+    if row is None:
+        policy_repository.create_tenant_switch(uow)
+        row = _read_send_context(uow, mailbox_id, zone, recipient, campaign_id, now)
+        assert row is not None  # the switch row exists now
     while row.mailbox_id is not None and row.mailbox_time_zone != zone:
         if len(_TIME_ZONES) >= _TIME_ZONES_MAX:
             _TIME_ZONES.clear()
         zone = _TIME_ZONES[mailbox_id] = row.mailbox_time_zone
         row = _read_send_context(uow, mailbox_id, zone, recipient, campaign_id, now)
+        assert row is not None
+    tenant_active, active_pack = policy_repository.guard_from_row(row)
+    guard = guard_after_lock(uow, campaign_id, tenant_active, active_pack)
     if row.mailbox_id is None:
         raise GateMailboxNotFound()
     if row.plan is None:
@@ -222,25 +236,29 @@ def _send_context(
     mailbox = Mailbox(**{key: getattr(row, f"mailbox_{name}") for key, name in _MAILBOX_COLUMNS})
     used: dict[str, int] = row.counters
     found = row.suppression
-    return mailbox, _SendContext(
-        tenant_settings=dict(row.settings or {}),
-        tenant_plan=row.plan,
-        usage=MailboxUsage(
-            sent_today=used.get(CapScope.MAILBOX_DAY.value, 0),
-            sent_this_hour=used.get(CapScope.MAILBOX_HOUR.value, 0),
-            new_recipients_today=used.get(CapScope.MAILBOX_NEW_DAY.value, 0),
-            campaign_today=used.get(CapScope.CAMPAIGN_DAY.value, 0),
-            tenant_today=used.get(CapScope.TENANT_DAY.value, 0),
+    return (
+        guard,
+        mailbox,
+        _SendContext(
+            tenant_settings=dict(row.settings or {}),
+            tenant_plan=row.plan,
+            usage=MailboxUsage(
+                sent_today=used.get(CapScope.MAILBOX_DAY.value, 0),
+                sent_this_hour=used.get(CapScope.MAILBOX_HOUR.value, 0),
+                new_recipients_today=used.get(CapScope.MAILBOX_NEW_DAY.value, 0),
+                campaign_today=used.get(CapScope.CAMPAIGN_DAY.value, 0),
+                tenant_today=used.get(CapScope.TENANT_DAY.value, 0),
+            ),
+            suppression=SuppressionStatus(suppressed=False)
+            if found is None
+            else SuppressionStatus(
+                suppressed=True,
+                scope=found["kind"],
+                reason=found["reason"],
+                suppression_id=uuid.UUID(found["id"]),
+            ),
+            previously_contacted=bool(row.contacted),
         ),
-        suppression=SuppressionStatus(suppressed=False)
-        if found is None
-        else SuppressionStatus(
-            suppressed=True,
-            scope=found["kind"],
-            reason=found["reason"],
-            suppression_id=uuid.UUID(found["id"]),
-        ),
-        previously_contacted=bool(row.contacted),
     )
 
 
@@ -379,11 +397,10 @@ def check_send(
         recipient = normalize_address(request.recipient)
     except ValueError as exc:
         raise GateRequestInvalid(f"recipient: {exc}") from exc
-    guard = take_decision_guard(uow, request.campaign_id)
-    campaign = _campaign(uow, request.campaign_id)
-    mailbox, context = _send_context(
+    guard, mailbox, context = _send_context(
         uow, request.mailbox_id, recipient, request.campaign_id, clock()
     )
+    campaign = _campaign(uow, request.campaign_id)
     tenant_settings = context.tenant_settings
     policy_input = build_policy_input(
         uow,
@@ -473,11 +490,10 @@ def decide_draft(
         recipient = normalize_address(request.recipient)
     except ValueError as exc:
         raise GateRequestInvalid(f"recipient: {exc}") from exc
-    guard = take_decision_guard(uow, request.campaign_id)
-    campaign = _campaign(uow, request.campaign_id)
-    mailbox, context = _send_context(
+    guard, mailbox, context = _send_context(
         uow, request.mailbox_id, recipient, request.campaign_id, clock()
     )
+    campaign = _campaign(uow, request.campaign_id)
     policy_input = build_policy_input(
         uow,
         request,

@@ -106,8 +106,19 @@ def take_decision_guard(
     """Lock the tenant's switch row FOR SHARE (until the transaction ends), then read the
     campaign's switch in a later statement, so it is seen as of at least the commit of any
     activation the lock waited for."""
-    transaction = uow.session.get_transaction()
     tenant_active, active_pack = repository.lock_tenant_switch_and_active_pack(uow)
+    return guard_after_lock(uow, campaign_id, tenant_active, active_pack)
+
+
+def guard_after_lock(
+    uow: TenantUnitOfWork,
+    campaign_id: str | uuid.UUID | None,
+    tenant_active: bool,
+    active_pack: ActiveRef | None,
+) -> DecisionGuard:
+    """The guard of a transaction that has just locked its tenant's switch row FOR SHARE
+    (with `repository.GUARD_*`) and read `tenant_active` and `active_pack` from it:
+    reads the campaign's switch, in a statement after the lock."""
     campaign = _campaign_uuid(campaign_id)
     campaign_active = campaign is not None and repository.campaign_switch_active(uow, campaign)
     return DecisionGuard(
@@ -115,7 +126,7 @@ def take_decision_guard(
         campaign_active=campaign_active,
         campaign_id=campaign,
         active_pack=active_pack,
-        transaction=transaction,
+        transaction=uow.session.get_transaction(),
     )
 
 

@@ -160,18 +160,21 @@ def recent_decisions(uow: TenantUnitOfWork, limit: int) -> Sequence[PolicyDecisi
 
 # The tenant's switch row FOR SHARE together with the active pack's reference: both are
 # needed by every decision, so one round trip. Only the switch row is locked; the pack
-# pointer is read as of the statement's snapshot, as a separate read would be.
-_DECISION_GUARD = text(
-    """
-    SELECT k.active, v.id AS version_id, v.pack_id, v.version
-    FROM kill_switches k
+# pointer is read as of the statement's snapshot, as a separate read would be. Callers that
+# need more reads in the same round trip (the gate) extend this FROM clause and column list.
+GUARD_COLUMNS = (
+    "k.active AS switch_active, v.id AS pack_version_id, v.pack_id AS pack_id, "
+    "v.version AS pack_version"
+)
+GUARD_FROM = """
+    kill_switches k
     LEFT JOIN active_policy_packs a ON a.tenant_id = k.tenant_id
     LEFT JOIN policy_pack_versions v
            ON v.tenant_id = a.tenant_id AND v.id = a.pack_version_id
-    WHERE k.tenant_id = :tenant_id
-    FOR SHARE OF k
-    """
-)
+"""
+GUARD_WHERE = "k.tenant_id = :tenant_id"
+GUARD_LOCK = "FOR SHARE OF k"
+_DECISION_GUARD = text(f"SELECT {GUARD_COLUMNS} FROM {GUARD_FROM} WHERE {GUARD_WHERE} {GUARD_LOCK}")
 
 _CREATE_TENANT_SWITCH = text(
     "INSERT INTO kill_switches (tenant_id) VALUES (:tenant_id) ON CONFLICT (tenant_id) DO NOTHING"
@@ -192,14 +195,24 @@ def lock_tenant_switch_and_active_pack(uow: TenantUnitOfWork) -> tuple[bool, Act
     params = {"tenant_id": uow.tenant_id}
     row = uow.execute(_DECISION_GUARD, params).one_or_none()
     if row is None:
-        uow.execute(_CREATE_TENANT_SWITCH, params)
+        create_tenant_switch(uow)
         row = uow.execute(_DECISION_GUARD, params).one()
+    return guard_from_row(row)
+
+
+def create_tenant_switch(uow: TenantUnitOfWork) -> None:
+    """The tenant's switch row, if it has none yet (a lock needs a row to lock)."""
+    uow.execute(_CREATE_TENANT_SWITCH, {"tenant_id": uow.tenant_id})
+
+
+def guard_from_row(row: Any) -> tuple[bool, ActiveRef | None]:
+    """(switch active, active pack) from a row with `GUARD_COLUMNS`."""
     active = (
-        ActiveRef(version_id=row.version_id, pack_id=row.pack_id, version=row.version)
-        if row.version_id is not None
+        ActiveRef(version_id=row.pack_version_id, pack_id=row.pack_id, version=row.pack_version)
+        if row.pack_version_id is not None
         else None
     )
-    return bool(row.active), active
+    return bool(row.switch_active), active
 
 
 def lock_tenant_switch_for_share(uow: TenantUnitOfWork) -> bool:
