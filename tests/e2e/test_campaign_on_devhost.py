@@ -363,3 +363,126 @@ def test_kill_switch_mid_run_stops_every_send(host: DevhostProcess, database: Da
     after = [m for m in sent if datetime.fromisoformat(m["created_at"]) > killed_at]
     assert after == [], "no message may be accepted after the kill switch's activation"
     assert len(sent) < 40, "second touches never went out"
+
+
+def test_fifty_prospects_under_provider_faults_give_exact_outcomes(
+    host: DevhostProcess, database: DatabaseUrls
+) -> None:
+    """50 prospects (5 .gov, 3 suppressed after import), approve every time, two mailboxes
+    whose provider fails 20% of calls (429, 5xx, timeouts, accepted-but-unknown): exactly 42
+    approvals and 42 sends with distinct Message-IDs, 8 journeys held by policy (government
+    recipients, suppressed recipients), nothing sent twice."""
+    slug = f"faults-{uuid.uuid4().hex[:8]}"
+    tenant = provision_tenant(TenantCreate(slug=slug, name="Faults Corp"))
+    with psycopg.connect(libpq_dsn(database.owner)) as conn:
+        conn.execute("SELECT set_config('app.tenant_id', %s, false)", (str(tenant.id),))
+        conn.execute(
+            "UPDATE tenants SET settings = %s::jsonb WHERE id = %s",
+            (json.dumps({"postal_address": POSTAL}), tenant.id),
+        )
+        conn.commit()
+    revops = {"Authorization": f"Bearer {dev_issuer.dev_token(slug, Role.REVOPS)}"}
+    manager = {"Authorization": f"Bearer {dev_issuer.dev_token(slug, Role.MANAGER)}"}
+    api = httpx.Client(base_url=host.base_url, timeout=30)
+    # Two mailboxes: the shipped pack allows 40 new recipients per mailbox per day.
+    mailbox_ids = [
+        api.post(
+            "/v1/mailboxes",
+            headers=revops,
+            json={"address": f"faults{n}@vendor.example", "provider": "sandbox", "hourly_cap": 200},
+        ).json()["id"]
+        for n in range(2)
+    ]
+    for mailbox_id in mailbox_ids:
+        faults = api.put(
+            f"/v1/sandbox/mailboxes/{mailbox_id}/faults",
+            headers=revops,
+            json={
+                "throttle_rate": 0.05,
+                "unavailable_rate": 0.05,
+                "timeout_rate": 0.05,
+                "unknown_rate": 0.05,
+                "retry_after_seconds": 0.2,
+                "seed": 11,
+            },
+        )
+        assert faults.status_code == 200, faults.text
+    rows = []
+    for n in range(50):
+        domain = f"agency{n}.gov" if n % 10 == 9 else f"co{n}.example"
+        rows.append(f"f{n}@{domain},F{n}")
+    api.post(
+        "/v1/prospects/import",
+        content=("email,first_name\n" + "\n".join(rows)).encode(),
+        headers={**revops, "content-type": "text/csv"},
+    ).raise_for_status()
+    for n in (0, 1, 2):
+        api.post(
+            "/v1/suppressions", headers=revops, json={"value": f"f{n}@co{n}.example"}
+        ).raise_for_status()
+    campaign_id = api.post(
+        "/v1/campaigns",
+        headers=revops,
+        json={
+            "name": "faults",
+            "settings": {
+                "mode": "full",
+                "mailbox_ids": mailbox_ids,
+                "canary": {"enabled": False},
+                "send_window": {"start": "00:00", "end": "00:00"},
+            },
+        },
+    ).json()["id"]
+    one_touch = {
+        "name": "one",
+        "steps": [
+            {
+                "id": "t1",
+                "type": "email",
+                "subject": "Idea",
+                "body": "Hi {{first_name}}",
+                "approval": "every_time",
+            }
+        ],
+    }
+    api.post(
+        f"/v1/campaigns/{campaign_id}/sequences", headers=revops, json=one_touch
+    ).raise_for_status()
+    added = api.post(
+        f"/v1/campaigns/{campaign_id}/prospects", headers=revops, json={"all_active": True}
+    ).json()
+    # Prospects are checked against suppression when imported, not retroactively; the
+    # suppressions above came after the import, so the policy holds them at draft time.
+    assert added["added"] == 50, added
+    api.post(f"/v1/campaigns/{campaign_id}/start", headers=revops).raise_for_status()
+    approved: set[str] = set()
+
+    def done() -> dict[str, int] | None:
+        for approval in api.get(
+            "/v1/approvals", headers=manager, params={"status": "pending", "limit": 200}
+        ).json()["items"]:
+            if approval["id"] not in approved:
+                api.post(f"/v1/approvals/{approval['id']}/approve", headers=manager, json={})
+                approved.add(approval["id"])
+        members: dict[str, int] = api.get(
+            "/v1/execution/status", headers=revops, params={"campaign_id": campaign_id}
+        ).json()[0]["members"]
+        live = sum(members.get(s, 0) for s in ("pending", "running", "awaiting_approval"))
+        return members if live == 0 else None
+
+    members = wait_until(done, host, timeout=240, what="every journey under faults")
+    assert members == {"completed": 42, "held": 8}, members
+    assert len(approved) == 42
+    sent = [
+        message
+        for mailbox_id in mailbox_ids
+        for message in api.get(
+            f"/v1/sandbox/mailboxes/{mailbox_id}/messages",
+            headers=revops,
+            params={"direction": "sent", "limit": 500},
+        ).json()["items"]
+    ]
+    # The sandbox keeps every message it accepted, duplicates included.
+    assert len(sent) == 42
+    assert len({m["message_id"] for m in sent}) == 42
+    assert len({m["recipients"][0] for m in sent}) == 42
