@@ -41,7 +41,15 @@ class DurableOrchestrations:
             await self._client.raise_event(instance_id, event, payload)
         except Exception as exc:  # the SDK raises plain Exceptions for 404/410
             message = str(exc)
-            if "404" in message or "410" in message or "not found" in message.lower():
+            # 404/410 from the host's HTTP API; "is gone: either completed or failed" from the
+            # SDK when the instance finished (a reply after the journey's last step).
+            lowered = message.lower()
+            if (
+                "404" in message
+                or "410" in message
+                or "not found" in lowered
+                or "is gone" in lowered
+            ):
                 log.info("event %s for %s not delivered: %s", event, instance_id, message)
                 return
             raise

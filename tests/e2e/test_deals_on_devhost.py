@@ -1,0 +1,172 @@
+"""Replies to deals end to end on devhost, through the HTTP API: a positive reply to the
+first touch becomes one deal (internal CRM, deals_shadow, DEAL_CREATED under the prospect's
+journey id) through reply_to_deal; an unsubscribe makes no deal and suppresses at once."""
+
+from __future__ import annotations
+
+import json
+import uuid
+from typing import Any
+from urllib.parse import quote
+
+import httpx
+import psycopg
+
+from shared.db.server import DatabaseUrls, libpq_dsn
+from shared.identity import dev_issuer
+from shared.identity.model import Role
+from shared.identity.schemas import TenantCreate
+from shared.identity.service import provision_tenant
+from tests.devhost.conftest import DevhostProcess
+from tests.e2e.test_campaign_on_devhost import POSTAL, host, wait_until
+
+__all__ = ["host"]  # the devhost fixture, one process for this module
+
+
+def _instance(host: DevhostProcess, instance_id: str) -> dict[str, Any]:
+    response = httpx.get(
+        f"{host.base_url}/runtime/webhooks/durabletask/instances/{quote(instance_id, safe='')}",
+        timeout=10,
+    )
+    return dict(response.json()) if response.status_code == 200 else {}
+
+
+def test_replies_become_deals_or_suppressions(host: DevhostProcess, database: DatabaseUrls) -> None:
+    """A positive reply to the first touch makes one deal (internal CRM, deals_shadow,
+    DEAL_CREATED under the prospect's journey id); an unsubscribe makes none and suppresses."""
+    slug = f"deals-{uuid.uuid4().hex[:8]}"
+    tenant = provision_tenant(TenantCreate(slug=slug, name="Deals Corp"))
+    with psycopg.connect(libpq_dsn(database.owner)) as conn:
+        conn.execute("SELECT set_config('app.tenant_id', %s, false)", (str(tenant.id),))
+        conn.execute(
+            "UPDATE tenants SET settings = %s::jsonb WHERE id = %s",
+            (json.dumps({"postal_address": POSTAL, "sender_name": "Sam"}), tenant.id),
+        )
+        conn.commit()
+    revops = {"Authorization": f"Bearer {dev_issuer.dev_token(slug, Role.REVOPS)}"}
+    manager = {"Authorization": f"Bearer {dev_issuer.dev_token(slug, Role.MANAGER)}"}
+    api = httpx.Client(base_url=host.base_url, timeout=30)
+    mailbox_id = api.post(
+        "/v1/mailboxes",
+        headers=revops,
+        json={
+            "address": "sam@vendor.example",
+            "provider": "sandbox",
+            "time_zone": "UTC",
+            "daily_cap": 100,
+            "hourly_cap": 50,
+            "new_recipients_cap": 40,
+        },
+    ).json()["id"]
+    csv = b"email,first_name,company,website\n" + b"".join(
+        f"{who}@{org}.example,{who},{org},{org}.example\n".encode()
+        for who, org in (("ana", "acme"), ("bo", "globex"))
+    )
+    imported = api.post(
+        "/v1/prospects/import", content=csv, headers={**revops, "content-type": "text/csv"}
+    )
+    assert imported.json()["imported"] == 2, imported.text
+    campaign_id = api.post(
+        "/v1/campaigns",
+        headers=revops,
+        json={
+            "name": "Deals",
+            "settings": {
+                "mode": "full",
+                "mailbox_ids": [mailbox_id],
+                "send_window": {
+                    "start": "00:00",
+                    "end": "00:00",
+                    "days": ["mon", "tue", "wed", "thu", "fri", "sat", "sun"],
+                },
+                "canary": {"enabled": False},
+            },
+        },
+    ).json()["id"]
+    first_step: dict[str, Any] = {
+        "id": "t1",
+        "type": "email",
+        "subject": "Idea for {{company_name}}",
+        "body": "Hi {{first_name}},\n\n{{personalization}}\n\nWorth a quick chat?",
+        "approval": "every_time",
+    }
+    one_touch = {"name": "one touch", "steps": [first_step], "variables": ["personalization"]}
+    created = api.post(f"/v1/campaigns/{campaign_id}/sequences", headers=revops, json=one_touch)
+    assert created.status_code == 201, created.text
+    api.post(f"/v1/campaigns/{campaign_id}/prospects", headers=revops, json={"all_active": True})
+    assert api.post(f"/v1/campaigns/{campaign_id}/start", headers=revops).status_code == 202
+
+    def pending_approvals() -> list[dict[str, Any]]:
+        page = api.get("/v1/approvals", headers=manager, params={"status": "pending"}).json()
+        items: list[dict[str, Any]] = page["items"]
+        return items if len(items) >= 2 else []
+
+    for approval in wait_until(pending_approvals, host, what="two first-touch approvals"):
+        api.post(f"/v1/approvals/{approval['id']}/approve", headers=manager, json={})
+
+    def sent() -> list[dict[str, Any]]:
+        items: list[dict[str, Any]] = api.get(
+            f"/v1/sandbox/mailboxes/{mailbox_id}/messages",
+            headers=revops,
+            params={"direction": "sent"},
+        ).json()["items"]
+        return items if len(items) >= 2 else []
+
+    touches = {str(m["recipients"][0]): m for m in wait_until(sent, host, what="two touches")}
+    prospects = {
+        p["email"]: p["id"] for p in api.get("/v1/prospects", headers=revops).json()["items"]
+    }
+    inbound: dict[str, str] = {}
+    for address, text in (
+        ("ana@acme.example", "Sounds interesting, let's talk next week."),
+        ("bo@globex.example", "Please remove me from your list."),
+    ):
+        touch = touches[address]
+        raw = (
+            f"From: <{address}>\r\nTo: sam@vendor.example\r\nSubject: Re: {touch['subject']}\r\n"
+            f"Message-ID: <reply-{uuid.uuid4().hex}@example>\r\n"
+            f"In-Reply-To: {touch['message_id']}\r\n\r\n{text}\r\n"
+        ).encode()
+        injected = api.post(
+            f"/v1/sandbox/mailboxes/{mailbox_id}/inbound",
+            content=raw,
+            headers={**revops, "content-type": "message/rfc822"},
+        )
+        assert injected.status_code == 202, injected.text
+        inbound[address] = injected.json()["inbound"]["id"]
+
+    def finished(address: str) -> dict[str, Any] | None:
+        status = _instance(host, f"deal:{inbound[address]}")
+        return status if status.get("runtimeStatus") == "Completed" else None
+
+    ana_flow = wait_until(lambda: finished("ana@acme.example"), host, what="Ana's reply_to_deal")
+    bo_flow = wait_until(lambda: finished("bo@globex.example"), host, what="Bo's reply_to_deal")
+    assert ana_flow["output"]["status"] == "created", ana_flow
+    assert bo_flow["output"] == {"status": "no_deal", "label": "unsubscribe"}, bo_flow
+
+    deals = api.get("/v1/deals", headers=revops).json()["items"]
+    assert [(d["prospect_id"], d["status"], d["stage"]) for d in deals] == [
+        (prospects["ana@acme.example"], "created", "POSITIVE_REPLY")
+    ]
+    assert deals[0]["crm_provider"] == "internal"
+    ana_journey = f"{campaign_id}:{prospects['ana@acme.example']}"
+    bo_journey = f"{campaign_id}:{prospects['bo@globex.example']}"
+    with psycopg.connect(libpq_dsn(database.owner)) as conn:
+        conn.execute("SELECT set_config('app.tenant_id', %s, false)", (str(tenant.id),))
+        crm_deal = conn.execute(
+            "SELECT object_type FROM crm_objects WHERE tenant_id = %s AND id::text = %s",
+            (tenant.id, deals[0]["crm_external_id"]),
+        ).fetchone()
+        events = conn.execute(
+            "SELECT correlation_id, event_type FROM audit_events WHERE tenant_id = %s "
+            "AND event_type LIKE 'DEAL_%%'",
+            (tenant.id,),
+        ).fetchall()
+        suppressed = conn.execute(
+            "SELECT count(*) FROM suppressions WHERE tenant_id = %s AND value = %s",
+            (tenant.id, "bo@globex.example"),
+        ).fetchone()
+    assert crm_deal == ("deal",)
+    assert events == [(ana_journey, "DEAL_CREATED")]
+    assert bo_journey not in {row[0] for row in events}
+    assert suppressed == (1,)
