@@ -151,4 +151,7 @@ def blob_store(settings: Settings | None = None) -> BlobStore:
         return AzureBlobStore.from_settings(settings)
     if settings.env is Environment.AZURE:
         raise RuntimeError("ASEP_ENV=azure requires ASEP_BLOB_ACCOUNT_URL for audit bundles")
-    return FilesystemBlobStore(settings.data_dir / "blobs" / settings.audit_container)
+    # Per database: the embedded server holds the dev database and every test database, and
+    # their chains' bundles must not land on each other's (write-once) names.
+    directory = settings.data_dir / "blobs" / settings.database_name / settings.audit_container
+    return FilesystemBlobStore(directory)
