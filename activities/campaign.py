@@ -101,7 +101,12 @@ async def enrol_batch(
     """Start one `prospect_sequence` per pending member, with deterministic instance ids:
     a retried batch finds the instances already running and starts nothing twice."""
     batch = EnrolBatch.model_validate(payload)
-    members = await asyncio.to_thread(service.enrolment_batch, batch)
+    enrolment = await asyncio.to_thread(service.enrolment_batch, batch)
+    if enrolment.paused:
+        return EnrolResult(enrolled=0, last_position=batch.after_position, done=False).model_dump(
+            mode="json"
+        )
+    members = enrolment.items
     approval_timeout = get_settings().approval_ttl_seconds
     orchestrations = DurableOrchestrations(client)
     started: dict[uuid.UUID, str] = {}

@@ -65,6 +65,28 @@ def stop_campaign(
     return {"campaign_id": str(campaign_id), "journeys_signalled": len(instances) - 1}
 
 
+@router.post("/campaigns/{campaign_id}/pause")
+def pause_campaign(
+    campaign_id: uuid.UUID,
+    ctx: Annotated[TenantContext, require_permission(Permission.CAMPAIGNS_RUN)],
+) -> dict[str, str]:
+    return {
+        "campaign_id": str(campaign_id),
+        "status": control.pause_campaign(ctx.uow, campaign_id, ctx.actor),
+    }
+
+
+@router.post("/campaigns/{campaign_id}/resume")
+def resume_campaign(
+    campaign_id: uuid.UUID,
+    ctx: Annotated[TenantContext, require_permission(Permission.CAMPAIGNS_RUN)],
+) -> dict[str, str]:
+    return {
+        "campaign_id": str(campaign_id),
+        "status": control.resume_campaign(ctx.uow, campaign_id, ctx.actor),
+    }
+
+
 @router.get("/execution/status")
 def execution_status(
     ctx: Annotated[TenantContext, require_permission(Permission.CAMPAIGNS_READ)],

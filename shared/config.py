@@ -77,6 +77,8 @@ class Settings(BaseSettings):
     # data_dir/keys) and the public base URL the links point at.
     unsubscribe_secret: SecretStr | None = None
     public_base_url: str = "http://localhost:7071"
+    # A paused campaign's journeys look again this often (and enrolment waits as long).
+    pause_poll_seconds: int = Field(default=60, ge=1)
     approval_ttl_seconds: int = Field(default=72 * 3600, ge=60)
 
     # HubSpot (OAuth app): client id/secret from the app's Auth settings; the secret also signs

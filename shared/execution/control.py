@@ -216,6 +216,28 @@ def stop_campaign(uow: TenantUnitOfWork, campaign_id: uuid.UUID, actor: Actor) -
     return [campaign_instance_id(campaign_id), *instances]
 
 
+def pause_campaign(uow: TenantUnitOfWork, campaign_id: uuid.UUID, actor: Actor) -> str:
+    """Journeys hold before their next send and enrolment waits, until resumed."""
+    campaign = _campaign(uow, campaign_id, lock=True)
+    if campaign.status not in ("active", "pilot", "paused"):
+        raise CampaignNotStartable(f"A {campaign.status} campaign cannot be paused.")
+    campaign.status = "paused"
+    AuditChain.append(uow, AuditEventType.CAMPAIGN_PAUSED, actor, {"campaign_id": str(campaign_id)})
+    return campaign.status
+
+
+def resume_campaign(uow: TenantUnitOfWork, campaign_id: uuid.UUID, actor: Actor) -> str:
+    campaign = _campaign(uow, campaign_id, lock=True)
+    if campaign.status != "paused":
+        raise CampaignNotStartable(f"A {campaign.status} campaign is not paused.")
+    mode = CampaignSettings.model_validate(campaign.settings).mode.value
+    campaign.status = "pilot" if mode == "pilot" else "active"
+    AuditChain.append(
+        uow, AuditEventType.CAMPAIGN_RESUMED, actor, {"campaign_id": str(campaign_id)}
+    )
+    return campaign.status
+
+
 def live_instances(uow: TenantUnitOfWork, campaign_id: uuid.UUID | None) -> list[str]:
     statement = uow.scoped(CampaignMember).where(
         CampaignMember.status.in_(LIVE_MEMBER_STATUSES), CampaignMember.instance_id.is_not(None)

@@ -13,7 +13,7 @@ import hashlib
 import uuid
 from collections.abc import Sequence
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 
 from sqlalchemy import func, select, update
 
@@ -25,6 +25,7 @@ from shared.campaigns.model import next_window_opening
 from shared.campaigns.orm import Campaign
 from shared.campaigns.orm import Sequence as SequenceRow
 from shared.campaigns.schemas import CampaignSettings, EmailStep, SequenceRead
+from shared.config import get_settings
 from shared.crm.port import ContactUpsert, EmailDirection, EmailLog
 from shared.crm.service import audit_crm_writes, crm_for
 from shared.db.unit_of_work import TenantUnitOfWork, tenant_unit_of_work
@@ -290,8 +291,17 @@ def send_touch(request: SendTouch, now: datetime | None = None) -> TouchSendResu
         if existing is not None:  # a retried activity: the first attempt already recorded it
             return TouchSendResult(outcome=SendOutcome.RECORDED, intent_id=existing.id)
         campaign = _campaign(uow, journey.campaign_id)
+        moment = now or datetime.now(UTC)
+        if campaign.status == "paused":
+            return TouchSendResult(
+                outcome=SendOutcome.WAIT,
+                wait_until=(
+                    moment + timedelta(seconds=get_settings().pause_poll_seconds)
+                ).isoformat(),
+                reasons=["the campaign is paused"],
+            )
         settings = CampaignSettings.model_validate(campaign.settings)
-        opening = next_window_opening(now or datetime.now(UTC), settings.send_window)
+        opening = next_window_opening(moment, settings.send_window)
         if opening is not None:
             return TouchSendResult(
                 outcome=SendOutcome.WAIT,
@@ -571,19 +581,33 @@ class EnrolmentItem:
     mailbox_id: uuid.UUID
 
 
-def enrolment_batch(batch: EnrolBatch) -> list[EnrolmentItem]:
-    """The next pending members, each assigned a mailbox of the campaign (round robin)."""
+@dataclass(frozen=True)
+class Enrolment:
+    items: list[EnrolmentItem]
+    paused: bool = False
+    stopped: bool = False
+
+
+def enrolment_batch(batch: EnrolBatch) -> Enrolment:
+    """The next pending members, each assigned a mailbox of the campaign (round robin);
+    none while the campaign is paused (enrolment waits) or stopped (enrolment ends)."""
     with tenant_unit_of_work(batch.tenant_id) as uow:
         campaign = _campaign(uow, batch.campaign_id)
+        if campaign.status in ("paused", "stopped"):
+            return Enrolment(
+                [], paused=campaign.status == "paused", stopped=campaign.status == "stopped"
+            )
         mailboxes = CampaignSettings.model_validate(campaign.settings).mailbox_ids
         if not mailboxes:
             raise NotFound("The campaign has no mailbox.")
         members = members_to_enrol(
             uow, batch.campaign_id, batch.after_position, batch.limit, batch.canary
         )
-        return [
-            EnrolmentItem(
-                m.prospect_id, m.position, m.canary, mailboxes[m.position % len(mailboxes)]
-            )
-            for m in members
-        ]
+        return Enrolment(
+            [
+                EnrolmentItem(
+                    m.prospect_id, m.position, m.canary, mailboxes[m.position % len(mailboxes)]
+                )
+                for m in members
+            ]
+        )
