@@ -54,7 +54,9 @@ class _WriteSql:
 
 
 @lru_cache(maxsize=16)
-def _append_one_sql(events: str, head: str, *, tenant: bool, companion: str = "") -> TextClause:
+def _append_one_sql(
+    events: str, head: str, *, tenant: bool, ctes: str = "", returning: str = ""
+) -> TextClause:
     mine = "tenant_id = :tenant_id" if tenant else "id = 1"
     columns = ("tenant_id, " if tenant else "") + ", ".join(EVENT_COLUMNS)
     return text(
@@ -75,11 +77,12 @@ def _append_one_sql(events: str, head: str, *, tenant: bool, companion: str = ""
                    :payload_hash, prev_hash, hash, at
             FROM sealed
             RETURNING seq, prev_hash, hash, created_at
-        ){f", companion AS ({companion})" if companion else ""}
+        ){f", {ctes}" if ctes else ""}
         UPDATE {head} SET seq = appended.seq, hash = appended.hash,
                           last_created_at = appended.created_at
         FROM appended WHERE {head}.{mine}
         RETURNING appended.seq, appended.prev_hash, appended.hash, appended.created_at
+                  {f", {returning}" if returning else ""}
         """
     )
 
@@ -125,14 +128,28 @@ def _write_sql(events: str, head: str, *, tenant: bool) -> _WriteSql:
 
 @dataclass(frozen=True)
 class Companion:
-    """A write that belongs with one audit event and is made by the event's own statement:
-    SQL of a data-modifying statement that may select from `appended` (the inserted event:
-    seq, prev_hash, hash, created_at), and its parameters (names other than the append's;
-    `:tenant_id` is shared). It runs only if the event is inserted, and saves the round trip
-    a separate statement would take while the head lock is held."""
+    """Writes that belong with one audit event and are made by the event's own statement:
+    `ctes`, one or more named data-modifying CTEs (`name AS (...)`, comma-separated) that
+    may select from `appended` (the inserted event: seq, prev_hash, hash, created_at); their
+    parameters (names other than the append's; `:tenant_id` is shared); and `returning`,
+    expressions over those CTEs the statement also returns. A CTE that must not write when
+    no event is inserted (the chain's first append retries after creating its head) has to
+    depend on `appended`. Saves the round trips separate statements would take while the
+    head lock is held."""
 
-    sql: str
+    ctes: str
     params: dict[str, Any]
+    returning: str = ""
+
+    def __add__(self, other: Companion) -> Companion:
+        clash = (self.params.keys() & other.params.keys()) - {"tenant_id"}
+        if clash:
+            raise ValueError(f"companion parameters clash: {clash}")
+        return Companion(
+            ctes=f"{self.ctes}, {other.ctes}",
+            params={**self.params, **other.params},
+            returning=", ".join(r for r in (self.returning, other.returning) if r),
+        )
 
 
 class Executes(Protocol):
@@ -297,17 +314,19 @@ class ChainStore:
         params: dict[str, Any],
         now: datetime,
         companion: Companion | None = None,
-    ) -> tuple[int, str, str, datetime]:
-        """Lock the head, hash, insert and move the head in one statement: (seq, prev, hash, at).
+    ) -> tuple[int, str, str, datetime, tuple[Any, ...]]:
+        """Lock the head, hash, insert and move the head in one statement: (seq, prev, hash,
+        at, the companion's `returning` values).
 
         The lock is held from here to commit, so nothing but this statement runs under it.
-        A `companion` write runs in the same statement (see `Companion`).
+        A `companion`'s writes run in the same statement (see `Companion`).
         """
         sql = _append_one_sql(
             self.events.name,
             self.head.name,
             tenant=self.tenant_id is not None,
-            companion=companion.sql if companion is not None else "",
+            ctes=companion.ctes if companion is not None else "",
+            returning=companion.returning if companion is not None else "",
         )
         values = {
             **params,
@@ -329,7 +348,7 @@ class ChainStore:
         if row is None:  # the chain's first event: create its head, then append
             self.lock_head()
             row = self._db.execute(sql, values).one()
-        return row[0], row[1], row[2], row[3]
+        return row[0], row[1], row[2], row[3], tuple(row[4:])
 
     def to_record(self, row: Row[Any] | Any) -> ChainRecord:
         return ChainRecord(

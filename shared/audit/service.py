@@ -53,7 +53,7 @@ def _utc_now() -> datetime:
 
 def _append_one(
     store: ChainStore, event: AuditEventIn, clock: Clock, companion: Companion | None = None
-) -> ChainRecord:
+) -> tuple[ChainRecord, tuple[Any, ...]]:
     """One event: everything but seq, prev_hash and created_at is encoded before the head is
     locked; the database fills those in, hashes and inserts in the locking statement."""
     actor = event.actor.to_json()
@@ -75,7 +75,7 @@ def _append_one(
         "correlation_id": event.correlation_id,
         "idempotency_key": event.idempotency_key,
     }
-    seq, prev_hash, digest, created_at = store.append_sealed_in_database(
+    seq, prev_hash, digest, created_at, returned = store.append_sealed_in_database(
         template, params, clock(), companion
     )
     record = ChainRecord(
@@ -92,14 +92,14 @@ def _append_one(
         hash=digest,
     )
     record.remember_canonical(template.canonical_payload)
-    return record
+    return record, returned
 
 
 def _append(store: ChainStore, events: Sequence[AuditEventIn], clock: Clock) -> list[ChainRecord]:
     if not events:
         return []
     if len(events) == 1:
-        return [_append_one(store, events[0], clock)]
+        return [_append_one(store, events[0], clock)[0]]
     head = store.lock_head()
     # Timestamps never go backwards within a chain, even across app instances whose clocks
     # disagree: the head remembers the last one and the lock orders the appenders.
@@ -177,10 +177,11 @@ class AuditChain:
         actor: Actor,
         payload: Mapping[str, Any],
         companion: Companion,
-    ) -> ChainRecord:
-        """Append one event and make `companion`'s write in the same statement (it can read
-        the event's seq from `appended`): a record that must exist exactly when its event
-        does, written without another round trip."""
+    ) -> tuple[ChainRecord, tuple[Any, ...]]:
+        """Append one event and make `companion`'s writes in the same statement (they can
+        read the event's seq from `appended`): records that must exist exactly when their
+        event does, written without more round trips. Returns the event and the values of
+        the companion's `returning`."""
         event = _event(event_type, actor, payload, None, None)
         return _append_one(ChainStore.for_tenant(uow), event, cls.clock, companion)
 

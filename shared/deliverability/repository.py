@@ -14,6 +14,7 @@ from typing import Any
 
 from sqlalchemy import and_, delete, or_, select, text, tuple_
 
+from shared.audit.repository import Companion
 from shared.db.unit_of_work import TenantUnitOfWork
 from shared.deliverability.model import CapScope, SuppressionKind
 from shared.deliverability.orm import Mailbox, SendCounter, Suppression
@@ -48,18 +49,22 @@ _TAKE_SLOTS = text(
 # in a function argument, so that insert runs before any counter row is locked: the same
 # lock order as `record_first_contact` followed by `_TAKE_SLOTS`. The keys come as one JSON
 # document: adapting several arrays per call cost more client time than the statement.
-_RESERVE = text(
-    """
-    WITH first_contact AS (
+# Written as CTEs over `appended` so that it can ride on the send decision's audit event
+# (`reservation_companion`): then nothing is written unless the event is, and the counters
+# are locked after the chain head, as when they were separate statements.
+_RESERVE_CTES = """
+    first_contact AS (
         INSERT INTO mailbox_recipients (tenant_id, mailbox_id, address, reservation_id)
-        VALUES (:tenant_id, :mailbox_id, :address, :reservation_id)
+        SELECT :tenant_id, :reserve_mailbox_id, :reserve_address, :reserve_id FROM appended
         ON CONFLICT (tenant_id, mailbox_id, address) DO NOTHING
         RETURNING true
     ), wanted AS (
         SELECT k.*
         FROM jsonb_to_recordset(
-                 CASE WHEN EXISTS (SELECT 1 FROM first_contact) THEN CAST(:keys_new AS jsonb)
-                      ELSE CAST(:keys_known AS jsonb) END)
+                 CASE WHEN NOT EXISTS (SELECT 1 FROM appended) THEN CAST('[]' AS jsonb)
+                      WHEN EXISTS (SELECT 1 FROM first_contact)
+                      THEN CAST(:reserve_keys_new AS jsonb)
+                      ELSE CAST(:reserve_keys_known AS jsonb) END)
              AS k(ord integer, scope text, scope_key text, window_start timestamptz,
                   window_end timestamptz, cap integer, counter jsonb)
     ), taken AS (
@@ -75,17 +80,19 @@ _RESERVE = text(
     ), reserved AS (
         INSERT INTO send_reservations
             (id, tenant_id, mailbox_id, campaign_id, recipient, new_recipient, counters, status)
-        SELECT :reservation_id, :tenant_id, :mailbox_id, :campaign_id, :address,
-               EXISTS (SELECT 1 FROM first_contact),
+        SELECT :reserve_id, :tenant_id, :reserve_mailbox_id, :reserve_campaign_id,
+               :reserve_address, EXISTS (SELECT 1 FROM first_contact),
                (SELECT jsonb_agg(w.counter ORDER BY w.ord) FROM wanted w), 'reserved'
-        WHERE (SELECT count(*) FROM taken) = (SELECT count(*) FROM wanted)
+        WHERE EXISTS (SELECT 1 FROM appended)
+          AND (SELECT count(*) FROM taken) = (SELECT count(*) FROM wanted)
         RETURNING id
     )
-    SELECT EXISTS (SELECT 1 FROM first_contact) AS new_recipient,
-           ARRAY(SELECT scope FROM taken) AS taken,
-           EXISTS (SELECT 1 FROM reserved) AS reserved
-    """
+"""
+_RESERVE_RETURNING = (
+    "EXISTS (SELECT 1 FROM first_contact), ARRAY(SELECT scope FROM taken), "
+    "EXISTS (SELECT 1 FROM reserved)"
 )
+_RESERVE = text(f"WITH appended AS (SELECT 1), {_RESERVE_CTES} SELECT {_RESERVE_RETURNING}")
 
 _GIVE_BACK_SLOT = text(
     """
@@ -150,7 +157,7 @@ def take_slots(
     return {CapScope(scope) for scope in taken}
 
 
-def reserve(
+def reservation_companion(
     uow: TenantUnitOfWork,
     *,
     reservation_id: uuid.UUID,
@@ -159,11 +166,10 @@ def reserve(
     address: str,
     keys: Sequence[CounterKey],
     caps: Sequence[int | None],
-) -> tuple[bool, set[CapScope], bool]:
-    """(new recipient, scopes that took a slot, reservation row written). `keys` include the
-    new-recipients scope, which takes a slot only if this mailbox never wrote to `address`.
-    The reservation row is written only when every wanted scope took a slot; otherwise the
-    caller gives back what was taken."""
+) -> Companion:
+    """The reservation as writes of an audit event's statement; its returned values read
+    with `reservation_outcome`. `keys` include the new-recipients scope, which takes a slot
+    only if this mailbox never wrote to `address`."""
     entries = [
         {
             "ord": index,
@@ -176,21 +182,34 @@ def reserve(
         }
         for index, (key, cap) in enumerate(zip(keys, caps, strict=True))
     ]
-    row = uow.execute(
-        _RESERVE,
-        {
+    return Companion(
+        ctes=_RESERVE_CTES,
+        params={
             "tenant_id": uow.tenant_id,
-            "reservation_id": reservation_id,
-            "mailbox_id": mailbox_id,
-            "campaign_id": campaign_id,
-            "address": address,
-            "keys_new": json.dumps(entries),
-            "keys_known": json.dumps(
+            "reserve_id": reservation_id,
+            "reserve_mailbox_id": mailbox_id,
+            "reserve_campaign_id": campaign_id,
+            "reserve_address": address,
+            "reserve_keys_new": json.dumps(entries),
+            "reserve_keys_known": json.dumps(
                 [e for e in entries if e["scope"] != CapScope.MAILBOX_NEW_DAY.value]
             ),
         },
-    ).one()
-    return bool(row.new_recipient), {CapScope(scope) for scope in row.taken}, bool(row.reserved)
+        returning=_RESERVE_RETURNING,
+    )
+
+
+def reservation_outcome(returned: Sequence[Any]) -> tuple[bool, set[CapScope], bool]:
+    """(new recipient, scopes that took a slot, reservation row written). The row is written
+    only when every wanted scope took a slot; otherwise the caller gives back what was
+    taken."""
+    new_recipient, taken, reserved = returned
+    return bool(new_recipient), {CapScope(scope) for scope in taken}, bool(reserved)
+
+
+def run_reservation(uow: TenantUnitOfWork, companion: Companion) -> tuple[Any, ...]:
+    """A `reservation_companion` on its own, as one statement: its returned values."""
+    return tuple(uow.execute(_RESERVE, companion.params).one())
 
 
 def give_back_slot(uow: TenantUnitOfWork, scope: str, scope_key: str, window_start: Any) -> None:

@@ -12,11 +12,14 @@ from __future__ import annotations
 
 import json
 import uuid
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
 from datetime import UTC, datetime
+from typing import Any
 
 from sqlalchemy.exc import IntegrityError
 
+from shared.audit.repository import Companion
 from shared.audit.schemas import Actor, AuditEventType
 from shared.audit.service import AuditChain
 from shared.db.unit_of_work import TenantUnitOfWork
@@ -213,6 +216,85 @@ def usage(
     )
 
 
+@dataclass(frozen=True)
+class PlannedReservation:
+    """A reservation ready to be made by another write's statement (`companion`, e.g. the
+    send decision's audit event); `complete_reservation` reads what it did."""
+
+    reservation_id: uuid.UUID
+    mailbox: Mailbox
+    recipient: str
+    campaign_id: uuid.UUID | None
+    caps: SendCaps
+    wanted: list[CounterKey]
+    companion: Companion
+
+
+def plan_reservation(
+    uow: TenantUnitOfWork,
+    *,
+    mailbox: Mailbox,
+    recipient: str,
+    campaign_id: uuid.UUID | None,
+    caps: SendCaps,
+    clock: Clock = utc_now,
+) -> PlannedReservation | None:
+    """The reservation `reserve_send_slot` would make, as a companion write; None when a
+    scope's cap is zero (then call `reserve_send_slot`, which refuses without writing)."""
+    wanted = counter_keys(mailbox, campaign_id, clock(), new_recipient=True)
+    limits = [_cap_for(key.scope, caps) for key in wanted]
+    if any(cap is not None and cap <= 0 for cap in limits):
+        return None
+    reservation_id = uuid.uuid4()
+    return PlannedReservation(
+        reservation_id=reservation_id,
+        mailbox=mailbox,
+        recipient=recipient,
+        campaign_id=campaign_id,
+        caps=caps,
+        wanted=wanted,
+        companion=repository.reservation_companion(
+            uow,
+            reservation_id=reservation_id,
+            mailbox_id=mailbox.id,
+            campaign_id=campaign_id,
+            address=recipient,
+            keys=wanted,
+            caps=limits,
+        ),
+    )
+
+
+def complete_reservation(
+    uow: TenantUnitOfWork, plan: PlannedReservation, returned: Sequence[Any]
+) -> Reservation | CapRefusal:
+    """The planned reservation's result from its statement's returned values: the held
+    reservation, or the refusal after giving back whatever the statement took."""
+    new_recipient, taken, reserved = repository.reservation_outcome(returned)
+    keys = [k for k in plan.wanted if new_recipient or k.scope is not CapScope.MAILBOX_NEW_DAY]
+    if any(k.scope not in taken for k in keys):
+        return _give_back(
+            uow,
+            plan.mailbox,
+            plan.recipient,
+            plan.caps,
+            keys,
+            taken,
+            new_recipient,
+            plan.reservation_id,
+        )
+    if not reserved:
+        raise RuntimeError("every scope took a slot but the reservation row was not written")
+    return Reservation(
+        id=plan.reservation_id,
+        mailbox_id=plan.mailbox.id,
+        campaign_id=plan.campaign_id,
+        recipient=plan.recipient,
+        new_recipient=new_recipient,
+        counters=keys,
+    )
+
+
 def reserve_send_slot(
     uow: TenantUnitOfWork,
     *,
@@ -226,37 +308,15 @@ def reserve_send_slot(
 
     Nothing is held after a refusal. The reservation commits with the caller's transaction.
     """
-    reservation_id = uuid.uuid4()
-    wanted = counter_keys(mailbox, campaign_id, clock(), new_recipient=True)
-    wanted_limits = [_cap_for(key.scope, caps) for key in wanted]
-    if any(cap is not None and cap <= 0 for cap in wanted_limits):
+    plan = plan_reservation(
+        uow, mailbox=mailbox, recipient=recipient, campaign_id=campaign_id, caps=caps, clock=clock
+    )
+    if plan is None:
         # A new counter row starts at 1, so a closed scope is never sent to the upsert.
         return _reserve_with_closed_scope(
-            uow, mailbox, recipient, campaign_id, caps, clock, reservation_id
+            uow, mailbox, recipient, campaign_id, caps, clock, uuid.uuid4()
         )
-    new_recipient, taken, reserved = repository.reserve(
-        uow,
-        reservation_id=reservation_id,
-        mailbox_id=mailbox.id,
-        campaign_id=campaign_id,
-        address=recipient,
-        keys=wanted,
-        caps=wanted_limits,
-    )
-    keys = [k for k in wanted if new_recipient or k.scope is not CapScope.MAILBOX_NEW_DAY]
-    full = next((k for k in keys if k.scope not in taken), None)
-    if full is not None:
-        return _give_back(uow, mailbox, recipient, caps, keys, taken, new_recipient, reservation_id)
-    if not reserved:
-        raise RuntimeError("every scope took a slot but the reservation row was not written")
-    return Reservation(
-        id=reservation_id,
-        mailbox_id=mailbox.id,
-        campaign_id=campaign_id,
-        recipient=recipient,
-        new_recipient=new_recipient,
-        counters=keys,
-    )
+    return complete_reservation(uow, plan, repository.run_reservation(uow, plan.companion))
 
 
 def _give_back(

@@ -59,7 +59,7 @@ from shared.policy.schemas import (
     Stage,
     TenantInput,
 )
-from shared.policy.service import decide
+from shared.policy.service import decide, prepare_decision, record_decision
 
 Clock = Callable[[], datetime]
 TENANT_DAILY_CAP_SETTING = "daily_send_cap"
@@ -412,12 +412,13 @@ def check_send(
         context=context,
         campaign=campaign,
     )
-    decision = decide(uow, policy_input, actor, guard=guard)
-    outcome = _outcome(uow, request, decision)
+    prepared = prepare_decision(uow, policy_input, guard=guard)
+    outcome = _outcome(uow, request, prepared.decision)
     if outcome is not GateOutcome.ALLOWED:
+        decision, _ = record_decision(uow, prepared, actor)
         return GateResult(outcome=outcome, decision=decision, policy_input=policy_input)
     _, campaign_raw = _campaign_settings(campaign)
-    reduced = decision.reduced_caps
+    reduced = prepared.decision.reduced_caps
     send_caps = caps.mailbox_caps(
         mailbox,
         campaign_daily=_optional_cap(campaign_raw, CAMPAIGN_DAILY_CAP_SETTING),
@@ -426,7 +427,7 @@ def check_send(
         reduced_hourly=reduced.hourly,
         reduced_new_recipients=reduced.new_recipients,
     )
-    reserved = caps.reserve_send_slot(
+    plan = caps.plan_reservation(
         uow,
         mailbox=mailbox,
         recipient=recipient,
@@ -434,6 +435,23 @@ def check_send(
         caps=send_caps,
         clock=clock,
     )
+    reserved: Reservation | CapRefusal
+    if plan is None:
+        decision, _ = record_decision(uow, prepared, actor)
+        reserved = caps.reserve_send_slot(
+            uow,
+            mailbox=mailbox,
+            recipient=recipient,
+            campaign_id=request.campaign_id,
+            caps=send_caps,
+            clock=clock,
+        )
+    else:
+        # The slot is taken by the decision's own audit statement, after the chain head is
+        # locked: one round trip, and the tenant's head and counter rows are held from the
+        # same moment to commit.
+        decision, returned = record_decision(uow, prepared, actor, plan.companion)
+        reserved = caps.complete_reservation(uow, plan, returned)
     if isinstance(reserved, CapRefusal):
         AuditChain.append(
             uow,

@@ -129,7 +129,7 @@ def decision_row(
 ) -> Companion:
     """The decision's `policy_decisions` row as a companion of its audit event."""
     return Companion(
-        sql=_DECISION_ROW,
+        ctes=f"decision_row AS ({_DECISION_ROW})",
         params={
             "tenant_id": uow.tenant_id,
             "decision_id": decision_id,

@@ -11,9 +11,12 @@ from __future__ import annotations
 import uuid
 from collections import Counter
 from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any
 
 from pydantic import ValidationError
 
+from shared.audit.repository import Companion
 from shared.audit.schemas import Actor, AuditEventType
 from shared.audit.service import AuditChain
 from shared.db.unit_of_work import TenantUnitOfWork
@@ -238,29 +241,61 @@ def _with_kill_switches(
     ), guard
 
 
-def decide(
-    uow: TenantUnitOfWork,
-    policy_input: PolicyInput,
-    actor: Actor,
-    *,
-    guard: DecisionGuard | None = None,
-) -> Decision:
-    """Decide an action under the tenant's active pack, record it and audit it (same UoW).
+@dataclass(frozen=True)
+class PreparedDecision:
+    """An evaluated decision not yet recorded (`record_decision` audits and stores it)."""
 
-    The kill switch state is read here, FOR SHARE, and overrides the input's flags, so the
-    guarantee does not depend on how fresh the caller's input was. A `guard` the caller took
-    in this same transaction (for the same campaign) is that read already made; any other
-    is ignored and the switch is read again."""
+    decision: Decision
+    policy_input: PolicyInput
+    pack: CompiledPack
+    version_id: uuid.UUID | None
+
+
+def prepare_decision(
+    uow: TenantUnitOfWork, policy_input: PolicyInput, *, guard: DecisionGuard | None = None
+) -> PreparedDecision:
+    """Evaluate under the tenant's active pack, with the kill switch state read FOR SHARE
+    (or taken from `guard`, see `decide`). Nothing is written: record it before acting."""
     effective, guard = _with_kill_switches(uow, policy_input, guard)
     pack, version_id = _compiled_active(uow, guard.active_pack)
-    decision = evaluate(pack, effective)
+    return PreparedDecision(evaluate(pack, effective), effective, pack, version_id)
+
+
+def record_decision(
+    uow: TenantUnitOfWork,
+    prepared: PreparedDecision,
+    actor: Actor,
+    companion: Companion | None = None,
+) -> tuple[Decision, tuple[Any, ...]]:
+    """Audit the decision (POLICY_EVALUATED) and store its row, with `companion`'s writes,
+    in one statement: the decision with its id, and the companion's returned values."""
+    decision, effective, pack, version_id = (
+        prepared.decision,
+        prepared.policy_input,
+        prepared.pack,
+        prepared.version_id,
+    )
     activation = effective.activation()
     summary = summarize(decision)
     matched = matched_rules(decision)
     decision_id = uuid.uuid4()
+    row = repository.decision_row(
+        uow,
+        decision_id=decision_id,
+        pack_id=pack.pack_id,
+        pack_version=pack.version,
+        pack_version_id=version_id,
+        action_type=effective.action.type.value,
+        stage=effective.action.stage.value,
+        policy_input=activation,
+        input_hash=decision.input_hash,
+        outcome=summary,
+        matched_rules=matched,
+        allowed=decision.allowed,
+    )
     # The decision row is insert-only and carries its event's seq, so the event's own
     # statement writes it (one round trip under the chain's head lock, not two).
-    AuditChain.append_with(
+    _, returned = AuditChain.append_with(
         uow,
         AuditEventType.POLICY_EVALUATED,
         actor,
@@ -281,22 +316,25 @@ def decide(
             # RFC 8785 hash here proves that record was not altered afterwards.
             "input_hash": decision.input_hash,
         },
-        repository.decision_row(
-            uow,
-            decision_id=decision_id,
-            pack_id=pack.pack_id,
-            pack_version=pack.version,
-            pack_version_id=version_id,
-            action_type=effective.action.type.value,
-            stage=effective.action.stage.value,
-            policy_input=activation,
-            input_hash=decision.input_hash,
-            outcome=summary,
-            matched_rules=matched,
-            allowed=decision.allowed,
-        ),
+        row if companion is None else row + companion,
     )
-    return decision.model_copy(update={"decision_id": str(decision_id)})
+    return decision.model_copy(update={"decision_id": str(decision_id)}), returned
+
+
+def decide(
+    uow: TenantUnitOfWork,
+    policy_input: PolicyInput,
+    actor: Actor,
+    *,
+    guard: DecisionGuard | None = None,
+) -> Decision:
+    """Decide an action under the tenant's active pack, record it and audit it (same UoW).
+
+    The kill switch state is read here, FOR SHARE, and overrides the input's flags, so the
+    guarantee does not depend on how fresh the caller's input was. A `guard` the caller took
+    in this same transaction (for the same campaign) is that read already made; any other
+    is ignored and the switch is read again."""
+    return record_decision(uow, prepare_decision(uow, policy_input, guard=guard), actor)[0]
 
 
 # Dry runs and backtests.

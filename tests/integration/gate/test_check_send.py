@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import uuid
+from concurrent.futures import ThreadPoolExecutor
 
 import pytest
 from sqlalchemy import text
@@ -165,6 +166,30 @@ def test_a_full_cap_refuses_the_send_and_audits_it(database: object) -> None:
     ((_, event),) = events(sender.tenant_id, "SEND_CAP_REFUSED")
     assert event["decision_id"] == refused.decision.decision_id
     assert _used(sender) == 1
+
+
+def test_concurrent_checks_hold_exactly_the_cap(database: object) -> None:
+    # The reservation rides on the decision's audit statement: under concurrency the
+    # counters, reservation rows and allowed results still agree, and nothing overshoots.
+    sender = make_sender("gate-race", new_recipients_cap=5, daily_cap=8)
+    recipients = [f"r{i % 12}@prospect{i % 3}.example" for i in range(24)]
+    with ThreadPoolExecutor(max_workers=8) as pool:
+        results = list(pool.map(lambda r: _check(sender, sender.request(r)), recipients))
+    allowed = [r for r in results if r.allowed]
+    refused = [r for r in results if r.outcome is GateOutcome.CAP_REFUSED]
+    assert len(allowed) + len(refused) == len(results)
+    assert len(allowed) == 8
+    assert sum(bool(r.reservation and r.reservation.new_recipient) for r in allowed) <= 5
+    assert _used(sender) == len(allowed)
+    with tenant_unit_of_work(sender.tenant_id) as uow:
+        held = uow.execute(text("SELECT count(*) FROM send_reservations")).scalar_one()
+        new = uow.execute(
+            text("SELECT coalesce(sum(used), 0) FROM send_counters WHERE scope = 'mailbox_new_day'")
+        ).scalar_one()
+    assert held == len(allowed)
+    assert new == sum(bool(r.reservation and r.reservation.new_recipient) for r in allowed)
+    assert len(events(sender.tenant_id, "POLICY_EVALUATED")) == len(results)
+    assert len(events(sender.tenant_id, "SEND_CAP_REFUSED")) == len(refused)
 
 
 def test_a_tenant_daily_cap_from_settings_applies(database: object) -> None:
