@@ -20,6 +20,8 @@ from shared.approvals.schemas import ApprovalRequest
 from shared.approvals.service import request_approval
 from shared.audit.schemas import Actor, ActorType, AuditEventType
 from shared.audit.service import AuditChain
+from shared.crm.integrations import PROVIDER as HUBSPOT
+from shared.crm.integrations import stage_mapping
 from shared.crm.port import (
     CompanyUpsert,
     ContactUpsert,
@@ -347,12 +349,12 @@ def create_or_update_deal(
     audit_crm_writes(uow, crm, DEALS_ACTOR, correlation_id=gate.correlation_id)
     row = own or uow.add(_shadow(gate, DealStatus.CREATED))
     row.status = DealStatus.CREATED.value
-    row.reason = None
     row.company_id = party.company.id if party.company else None
     row.crm_provider = crm.provider
     row.crm_external_id = deal.external_id
     row.approval_id = approval_id or row.approval_id
     row.decision_id = gate.decision_id or row.decision_id
+    row.reason = _crm_hold(uow, crm.provider, DealStage.POSITIVE_REPLY)
     uow.flush()
     AuditChain.append(
         uow,
@@ -361,10 +363,19 @@ def create_or_update_deal(
         {
             **_deal_payload(row, gate),
             "approval_id": str(row.approval_id) if row.approval_id else None,
+            "crm_held": row.reason,
         },
         correlation_id=gate.correlation_id,
     )
     return DealRead.model_validate(row)
+
+
+def _crm_hold(uow: TenantUnitOfWork, provider: str, stage: DealStage) -> str | None:
+    """Why the connected CRM will hold this deal, if it will: HubSpot keeps a deal whose
+    stage has no pipeline mapping queued until the tenant maps one (shared/crm/hubspot.py)."""
+    if provider != HUBSPOT or stage in stage_mapping(uow).stages:
+        return None
+    return f"held in HubSpot until a pipeline stage is mapped for {stage.value}"
 
 
 def _log_reply(
