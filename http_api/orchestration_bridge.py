@@ -69,8 +69,10 @@ class DurableKillSwitchSignal:
 
 class DurableReplySignal:
     def raise_reply(self, event: ReplyEvent) -> None:
-        # Deal gating runs for every reply to a touch; its instance id is the message's, so
-        # a signal raised twice finds the same instance.
+        if event.campaign_id is not None and event.prospect_id is not None:
+            self._stop_journey(event, event.campaign_id, event.prospect_id)
+        # After the stop, so nothing here can delay it. The instance id is the message's: a
+        # signal raised again (it stays pending until this returns) finds the same instance.
         flow = ReplyToDealInput(
             tenant_id=event.tenant_id,
             inbound_id=event.inbound_id,
@@ -78,8 +80,10 @@ class DurableReplySignal:
             correlation_id=event.correlation_id,
         )
         _start("reply_to_deal", flow.instance_id, flow.model_dump(mode="json"))
-        if event.campaign_id is None or event.prospect_id is None:
-            return
+
+    def _stop_journey(
+        self, event: ReplyEvent, campaign_id: uuid.UUID, prospect_id: uuid.UUID
+    ) -> None:
         # The stop reason is the reply's classification (stored with the message's arrival).
         with tenant_unit_of_work(event.tenant_id) as uow:
             label = uow.session.scalar(
@@ -88,7 +92,7 @@ class DurableReplySignal:
                 )
             )
         _raise(
-            journey_instance_id(event.campaign_id, event.prospect_id),
+            journey_instance_id(campaign_id, prospect_id),
             "stop",
             {"reason": label or "reply", "inbound_id": str(event.inbound_id)},
         )
