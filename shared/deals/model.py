@@ -49,5 +49,5 @@ def company_domain_of(email: str | None) -> str | None:
     return email.rsplit("@", 1)[1].strip().lower() or None
 
 
-def deal_name(company_name: str | None, domain: str | None, email: str) -> str:
-    return f"{company_name or domain or email} (positive reply)"[:200]
+def deal_name(company_name: str | None, domain: str | None, email: str, why: str) -> str:
+    return f"{company_name or domain or email} ({why})"[:200]

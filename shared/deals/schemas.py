@@ -142,3 +142,12 @@ class DealHold(BaseModel):
 def deal_instance_id(inbound_id: uuid.UUID) -> str:
     """One reply_to_deal per inbound message: starting it again finds the same instance."""
     return f"deal:{inbound_id}"
+
+
+class MeetingDeal(BaseModel):
+    """A booked meeting, as the meeting_booking flow reports it to deals."""
+
+    prospect_id: uuid.UUID
+    meeting_key: str = Field(min_length=1, max_length=200)  # the calendar event's id
+    campaign_id: uuid.UUID | None = None
+    correlation_id: str | None = Field(default=None, max_length=200)

@@ -50,6 +50,7 @@ from shared.deals.schemas import (
     DealStage,
     DealStatus,
     GateOutcome,
+    MeetingDeal,
 )
 from shared.errors import NotFound
 from shared.identity.orm import Tenant
@@ -61,6 +62,8 @@ from shared.policy.schemas import (
     ActionType,
     ActorInput,
     DealInput,
+    Decision,
+    Effect,
     PolicyInput,
     ReplyInput,
     Stage,
@@ -174,11 +177,13 @@ def gate_deal(
         reasons=[reason.text for reason in decision.reasons],
     )
     if outcome is GateOutcome.NONE:
-        reason = "; ".join(
-            r.text for r in decision.reasons if r.effect.value in ("deny_deal", "deny")
-        )
-        _record_not_created(uow, result, DealStatus.BLOCKED, reason or "no deal rule matched")
+        _record_not_created(uow, result, DealStatus.BLOCKED, _denials(decision))
     return result
+
+
+def _denials(decision: Decision) -> str:
+    texts = [r.text for r in decision.reasons if r.effect in (Effect.DENY_DEAL, Effect.DENY)]
+    return "; ".join(texts) or "no deal rule matched"
 
 
 def _record_not_created(
@@ -323,7 +328,9 @@ def create_or_update_deal(
     )
     deal = crm.create_deal(
         DealCreate(
-            name=deal_name(party.company.name if party.company else None, domain, party.email),
+            name=deal_name(
+                party.company.name if party.company else None, domain, party.email, "positive reply"
+            ),
             source="reply",
             intent=DealStage.POSITIVE_REPLY,
         ),
@@ -461,3 +468,204 @@ def list_deals(
     more = len(rows) > limit
     next_cursor = encode_time_cursor(items[-1].created_at, items[-1].id) if more else None
     return DealPage(items=items, next_cursor=next_cursor)
+
+
+# Meetings: "if meeting booked and no deal exists → create + associate" (seed §6F).
+
+# Stages a booked meeting moves a deal out of; QUALIFIED and DISQUALIFIED are a person's call.
+ADVANCED_BY_MEETING = frozenset({DealStage.POSITIVE_REPLY.value})
+
+
+def deal_for_meeting(
+    uow: TenantUnitOfWork, meeting: MeetingDeal, *, clock: Clock = utc_now
+) -> DealRead:
+    """A booked meeting moves the prospect's deal to MEETING_BOOKED, or creates the deal at
+    that stage (associated with the contact and company) when none exists in the dedupe
+    window. Gated by the policy pack like a reply's deal (source "meeting"); idempotent per
+    meeting."""
+    prospect = uow.get(Prospect, meeting.prospect_id)
+    if prospect is None:
+        raise NotFound(f"Prospect {meeting.prospect_id} does not exist.")
+    company = uow.get(Company, prospect.company_id) if prospect.company_id else None
+    company_domain = company.domain.lower() if company else None
+    repository.lock_contact(uow, prospect.id, company_domain)
+    window = dedupe_window_days(_tenant_settings(uow))
+    existing = repository.deal_in_window(
+        uow,
+        prospect_id=prospect.id,
+        company_domain=company_domain,
+        since=window_start(clock(), window),
+    )
+    decision = decide(
+        uow,
+        PolicyInput(
+            actor=ActorInput(type=DEALS_ACTOR.type.value, id=DEALS_ACTOR.id),
+            action=ActionInput(
+                type=ActionType.DEAL_CREATE,
+                stage=Stage.REPLY,
+                campaign_id=str(meeting.campaign_id or ""),
+                is_first_touch=False,
+            ),
+            tenant=TenantInput(id=str(uow.tenant_id), dedupe_window_days=window),
+            deal=DealInput(
+                existing_deal_in_window=existing is not None,
+                existing_deal_id=str(existing.id) if existing else "",
+                source="meeting",
+            ),
+        ),
+        DEALS_ACTOR,
+    )
+    outcome = gate_outcome(decision, existing is not None)
+    trace = {
+        "decision_id": decision.decision_id,
+        "pack": {"id": decision.pack_id, "version": decision.pack_version},
+        "input_hash": decision.input_hash,
+        "matched_rules": matched_rules(decision),
+        "reasons": [reason.text for reason in decision.reasons],
+        "outcome": outcome.value,
+    }
+    audit_base = {
+        "prospect_id": str(prospect.id),
+        "campaign_id": str(meeting.campaign_id) if meeting.campaign_id else None,
+        "meeting_key": meeting.meeting_key,
+        "decision_trace": trace,
+    }
+    if outcome is GateOutcome.NONE:
+        reason = "; ".join(
+            r.text for r in decision.reasons if r.effect.value in ("deny_deal", "deny")
+        )
+        row = uow.add(
+            DealShadow(
+                id=uuid.uuid4(),
+                prospect_id=prospect.id,
+                company_id=company.id if company else None,
+                company_domain=company_domain,
+                campaign_id=meeting.campaign_id,
+                stage=DealStage.MEETING_BOOKED.value,
+                source="meeting",
+                status=DealStatus.BLOCKED.value,
+                reason=reason[:2000],
+                confidence=1.0,
+                decision_id=decision.decision_id or None,
+                correlation_id=meeting.correlation_id,
+            )
+        )
+        uow.flush()
+        AuditChain.append(
+            uow,
+            AuditEventType.DEAL_CREATION_BLOCKED,
+            DEALS_ACTOR,
+            {**audit_base, "deal_shadow_id": str(row.id), "reason": row.reason},
+            correlation_id=meeting.correlation_id,
+        )
+        return DealRead.model_validate(row)
+    crm = crm_for(uow)
+    domain = company_domain or company_domain_of(prospect.email)
+    contact = crm.upsert_contact(
+        ContactUpsert(
+            email=prospect.email,
+            first_name=prospect.first_name,
+            last_name=prospect.last_name,
+            title=prospect.title,
+            company_domain=domain,
+        ),
+        idempotency_key=f"contact:{prospect.id}",
+    )
+    if existing is not None:
+        if existing.stage not in ADVANCED_BY_MEETING:
+            return DealRead.model_validate(existing)  # already there, or a person moved it on
+        if existing.crm_external_id:
+            crm.update_deal_stage(
+                existing.crm_external_id,
+                DealStage.MEETING_BOOKED.value,
+                idempotency_key=f"deal-stage:meeting:{meeting.meeting_key}",
+            )
+            crm.associate_deal_to_contact(
+                existing.crm_external_id,
+                contact.external_id,
+                idempotency_key=f"deal-contact:meeting:{meeting.meeting_key}",
+            )
+        audit_crm_writes(uow, crm, DEALS_ACTOR, correlation_id=meeting.correlation_id)
+        stage_from = existing.stage
+        existing.stage = DealStage.MEETING_BOOKED.value
+        existing.updated_at = clock()
+        uow.flush()
+        AuditChain.append(
+            uow,
+            AuditEventType.DEAL_UPDATED,
+            DEALS_ACTOR,
+            {
+                **audit_base,
+                "deal_shadow_id": str(existing.id),
+                "stage_from": stage_from,
+                "stage": existing.stage,
+                "crm_provider": crm.provider,
+                "crm_external_id": existing.crm_external_id,
+            },
+            correlation_id=meeting.correlation_id,
+        )
+        return DealRead.model_validate(existing)
+    company_ref = (
+        crm.upsert_company(
+            CompanyUpsert(domain=domain, name=company.name if company else None),
+            idempotency_key=f"company:{domain}",
+        )
+        if domain
+        else None
+    )
+    deal = crm.create_deal(
+        DealCreate(
+            name=deal_name(
+                company.name if company else None, domain, prospect.email, "meeting booked"
+            ),
+            source="meeting",
+            intent=DealStage.MEETING_BOOKED,
+        ),
+        idempotency_key=f"deal:meeting:{meeting.meeting_key}",
+    )
+    crm.associate_deal_to_contact(
+        deal.external_id,
+        contact.external_id,
+        idempotency_key=f"deal-contact:meeting:{meeting.meeting_key}",
+    )
+    if company_ref is not None:
+        crm.associate_deal_to_company(
+            deal.external_id,
+            company_ref.external_id,
+            idempotency_key=f"deal-company:meeting:{meeting.meeting_key}",
+        )
+    audit_crm_writes(uow, crm, DEALS_ACTOR, correlation_id=meeting.correlation_id)
+    row = uow.add(
+        DealShadow(
+            id=uuid.uuid4(),
+            prospect_id=prospect.id,
+            company_id=company.id if company else None,
+            company_domain=company_domain,
+            campaign_id=meeting.campaign_id,
+            stage=DealStage.MEETING_BOOKED.value,
+            source="meeting",
+            status=DealStatus.CREATED.value,
+            reason=_crm_hold(uow, crm.provider, DealStage.MEETING_BOOKED),
+            crm_provider=crm.provider,
+            crm_external_id=deal.external_id,
+            confidence=1.0,
+            decision_id=decision.decision_id or None,
+            correlation_id=meeting.correlation_id,
+        )
+    )
+    uow.flush()
+    AuditChain.append(
+        uow,
+        AuditEventType.DEAL_CREATED,
+        DEALS_ACTOR,
+        {
+            **audit_base,
+            "deal_shadow_id": str(row.id),
+            "stage": row.stage,
+            "crm_provider": crm.provider,
+            "crm_external_id": deal.external_id,
+            "crm_held": row.reason,
+        },
+        correlation_id=meeting.correlation_id,
+    )
+    return DealRead.model_validate(row)
