@@ -3,9 +3,11 @@
 `check_send` runs in the caller's unit of work (the send activity's one transaction) and, in
 order: takes the kill switch's share lock and reads it; reads the mailbox, the recipient's
 suppression status and history, the current counters, the draft's content risk and the
-approval behind it; builds the `PolicyInput`; asks the engine to `decide` (which audits the
-decision); and, only when the decision allows the send, reserves the send slot under the
-caps in force. If the reservation fails, the send is refused and the refusal is audited.
+approval behind it; builds the `PolicyInput`; evaluates it; and records the decision (its
+POLICY_EVALUATED event and decision row) together with, only when the decision allows the
+send, the send slot's reservation under the caps in force. If the reservation fails, the
+send is refused and the refusal is audited. The reads are one statement and the writes
+another: at hundreds of sends per second, round trips are most of the cost.
 
 Everything commits together: an allowed result and its reservation exist only if the whole
 transaction commits, and the kill switch's share lock is held until then, so an activation
