@@ -1,6 +1,7 @@
 """Replies to deals end to end on devhost, through the HTTP API: a positive reply to the
 first touch becomes one deal (internal CRM, deals_shadow, DEAL_CREATED under the prospect's
-journey id) through reply_to_deal; an unsubscribe makes no deal and suppresses at once."""
+journey id) through reply_to_deal; an unsubscribe makes no deal and suppresses at once; a
+medium-confidence reply waits for "Create Deal?" and becomes a deal once a manager approves."""
 
 from __future__ import annotations
 
@@ -60,12 +61,12 @@ def test_replies_become_deals_or_suppressions(host: DevhostProcess, database: Da
     ).json()["id"]
     csv = b"email,first_name,company,website\n" + b"".join(
         f"{who}@{org}.example,{who},{org},{org}.example\n".encode()
-        for who, org in (("ana", "acme"), ("bo", "globex"))
+        for who, org in (("ana", "acme"), ("bo", "globex"), ("cy", "initech"))
     )
     imported = api.post(
         "/v1/prospects/import", content=csv, headers={**revops, "content-type": "text/csv"}
     )
-    assert imported.json()["imported"] == 2, imported.text
+    assert imported.json()["imported"] == 3, imported.text
     campaign_id = api.post(
         "/v1/campaigns",
         headers=revops,
@@ -99,9 +100,9 @@ def test_replies_become_deals_or_suppressions(host: DevhostProcess, database: Da
     def pending_approvals() -> list[dict[str, Any]]:
         page = api.get("/v1/approvals", headers=manager, params={"status": "pending"}).json()
         items: list[dict[str, Any]] = page["items"]
-        return items if len(items) >= 2 else []
+        return items if len(items) >= 3 else []
 
-    for approval in wait_until(pending_approvals, host, what="two first-touch approvals"):
+    for approval in wait_until(pending_approvals, host, what="three first-touch approvals"):
         api.post(f"/v1/approvals/{approval['id']}/approve", headers=manager, json={})
 
     def sent() -> list[dict[str, Any]]:
@@ -110,17 +111,15 @@ def test_replies_become_deals_or_suppressions(host: DevhostProcess, database: Da
             headers=revops,
             params={"direction": "sent"},
         ).json()["items"]
-        return items if len(items) >= 2 else []
+        return items if len(items) >= 3 else []
 
-    touches = {str(m["recipients"][0]): m for m in wait_until(sent, host, what="two touches")}
+    touches = {str(m["recipients"][0]): m for m in wait_until(sent, host, what="three touches")}
     prospects = {
         p["email"]: p["id"] for p in api.get("/v1/prospects", headers=revops).json()["items"]
     }
     inbound: dict[str, str] = {}
-    for address, text in (
-        ("ana@acme.example", "Sounds interesting, let's talk next week."),
-        ("bo@globex.example", "Please remove me from your list."),
-    ):
+
+    def reply(address: str, text: str) -> None:
         touch = touches[address]
         raw = (
             f"From: <{address}>\r\nTo: sam@vendor.example\r\nSubject: Re: {touch['subject']}\r\n"
@@ -134,6 +133,9 @@ def test_replies_become_deals_or_suppressions(host: DevhostProcess, database: Da
         )
         assert injected.status_code == 202, injected.text
         inbound[address] = injected.json()["inbound"]["id"]
+
+    reply("ana@acme.example", "Sounds interesting, let's talk next week.")
+    reply("bo@globex.example", "Please remove me from your list.")
 
     def finished(address: str) -> dict[str, Any] | None:
         status = _instance(host, f"deal:{inbound[address]}")
@@ -170,3 +172,24 @@ def test_replies_become_deals_or_suppressions(host: DevhostProcess, database: Da
     assert events == [(ana_journey, "DEAL_CREATED")]
     assert bo_journey not in {row[0] for row in events}
     assert suppressed == (1,)
+
+    # Medium confidence (the offline model gives this one about 0.70): "Create Deal?" first.
+    reply("cy@initech.example", "Could be interesting.")
+
+    def deal_approvals() -> list[dict[str, Any]]:
+        page = api.get("/v1/approvals", headers=manager, params={"status": "pending"}).json()
+        return [a for a in page["items"] if a["action_kind"] == "deal"]
+
+    (approval,) = wait_until(deal_approvals, host, what="the 'Create Deal?' approval")
+    assert approval["prospect_id"] == prospects["cy@initech.example"]
+    decided = api.post(f"/v1/approvals/{approval['id']}/approve", headers=manager, json={})
+    assert decided.status_code == 200, decided.text
+    cy_flow = wait_until(lambda: finished("cy@initech.example"), host, what="Cy's reply_to_deal")
+    assert cy_flow["output"]["status"] == "created", cy_flow
+    assert cy_flow["output"]["outcome"] == "approval"
+    created = api.get("/v1/deals", headers=revops, params={"status": "created"}).json()["items"]
+    assert sorted(d["prospect_id"] for d in created) == sorted(
+        [prospects["ana@acme.example"], prospects["cy@initech.example"]]
+    )
+    (cy_deal,) = [d for d in created if d["prospect_id"] == prospects["cy@initech.example"]]
+    assert cy_deal["approval_id"] == approval["id"]
