@@ -22,8 +22,8 @@ from shared.identity.model import Role
 from shared.identity.schemas import TenantCreate
 from shared.identity.service import provision_tenant
 from tests.devhost.conftest import DevhostProcess
+from tests.e2e.harness import app_on_devhost
 
-REPO = Path(__file__).resolve().parents[2]
 PROSPECTS = 200
 MAILBOXES = 5
 SEQUENCE = {
@@ -52,17 +52,8 @@ SEQUENCE = {
 
 @pytest.fixture
 def host(database: DatabaseUrls, tmp_path: Path) -> Iterator[DevhostProcess]:
-    process = DevhostProcess(
-        app_dir=REPO,
-        dsn=libpq_dsn(database.owner),
-        log_path=tmp_path / "devhost.log",
-        env={
-            "ASEP_ENV": "test",
-            "ASEP_DATABASE_NAME": str(database.owner.database),
-            "ASEP_LOG_LEVEL": "WARNING",
-            "ASEP_PUBLIC_BASE_URL": "https://asep.example.test",
-        },
-    )
+    """Its own devhost: this test kills it, which the module-wide one must not see."""
+    process = app_on_devhost(database, tmp_path / "devhost.log")
     process.start(timeout=60)
     try:
         yield process

@@ -10,14 +10,11 @@ import email.policy
 import json
 import time
 import uuid
-from collections.abc import Callable, Iterator
 from datetime import UTC, datetime
-from pathlib import Path
 from typing import Any
 
 import httpx
 import psycopg
-import pytest
 
 from shared.db.server import DatabaseUrls, libpq_dsn
 from shared.identity import dev_issuer
@@ -25,9 +22,8 @@ from shared.identity.model import Role
 from shared.identity.schemas import TenantCreate
 from shared.identity.service import provision_tenant
 from tests.devhost.conftest import DevhostProcess
+from tests.e2e.harness import POSTAL, onboard, wait_until
 
-REPO = Path(__file__).resolve().parents[2]
-POSTAL = "1 Market St, San Francisco, CA 94105"
 CSV = (
     b"email,first_name,last_name,title,company,website\n"
     b"ana@acme.example,Ana,Alvarez,CTO,Acme,acme.example\n"
@@ -59,61 +55,14 @@ SEQUENCE = {
 }
 
 
-@pytest.fixture(scope="module")
-def host(
-    database: DatabaseUrls, tmp_path_factory: pytest.TempPathFactory
-) -> Iterator[DevhostProcess]:
-    settings_env = {
-        "ASEP_ENV": "test",
-        "ASEP_DATABASE_NAME": str(database.owner.database),
-        "ASEP_LOG_LEVEL": "WARNING",
-        # What a deployment sets: RFC 8058 one-click links must be https.
-        "ASEP_PUBLIC_BASE_URL": "https://asep.example.test",
-        "ASEP_PAUSE_POLL_SECONDS": "1",
-    }
-    process = DevhostProcess(
-        app_dir=REPO,
-        dsn=libpq_dsn(database.owner),
-        log_path=tmp_path_factory.mktemp("e2e") / "devhost.log",
-        env=settings_env,
-    )
-    process.start(timeout=60)
-    try:
-        yield process
-    finally:
-        process.stop()
-
-
-def wait_until(
-    condition: Callable[[], Any], host: DevhostProcess, timeout: float = 60.0, what: str = ""
-) -> Any:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        value = condition()
-        if value:
-            return value
-        time.sleep(0.25)
-    instances = httpx.get(f"{host.base_url}/admin/devhost/instances", timeout=10).text
-    invocations = httpx.get(f"{host.base_url}/admin/devhost/invocations?limit=30", timeout=10).text
-    raise AssertionError(
-        f"timed out waiting for {what}\ninstances: {instances[:3000]}\n"
-        f"invocations: {invocations[-4000:]}\nlog: {host.log_path.read_text()[-3000:]}"
-    )
-
-
 def test_a_campaign_runs_end_to_end(host: DevhostProcess, database: DatabaseUrls) -> None:
-    slug = f"e2e-{uuid.uuid4().hex[:8]}"
-    tenant = provision_tenant(TenantCreate(slug=slug, name="E2E Corp"))
-    with psycopg.connect(libpq_dsn(database.owner)) as conn:
-        conn.execute("SELECT set_config('app.tenant_id', %s, false)", (str(tenant.id),))
-        conn.execute(
-            "UPDATE tenants SET settings = %s::jsonb WHERE id = %s",
-            (json.dumps({"postal_address": POSTAL, "sender_name": "Sam"}), tenant.id),
-        )
-        conn.commit()
-    revops = {"Authorization": f"Bearer {dev_issuer.dev_token(slug, Role.REVOPS)}"}
-    manager = {"Authorization": f"Bearer {dev_issuer.dev_token(slug, Role.MANAGER)}"}
-    api = httpx.Client(base_url=host.base_url, timeout=30)
+    customer = onboard(host, database, "e2e")
+    tenant, api, revops, manager = (
+        customer.tenant,
+        customer.api,
+        customer.revops,
+        customer.manager,
+    )
 
     mailbox = api.post(
         "/v1/mailboxes",
@@ -268,99 +217,49 @@ def test_live_events_stream_over_sse(host: DevhostProcess, database: DatabaseUrl
 
 
 def test_kill_switch_mid_run_stops_every_send(host: DevhostProcess, database: DatabaseUrls) -> None:
-    slug = f"kill-{uuid.uuid4().hex[:8]}"
-    tenant = provision_tenant(TenantCreate(slug=slug, name="Kill Corp"))
-    with psycopg.connect(libpq_dsn(database.owner)) as conn:
-        conn.execute("SELECT set_config('app.tenant_id', %s, false)", (str(tenant.id),))
-        conn.execute(
-            "UPDATE tenants SET settings = %s::jsonb WHERE id = %s",
-            (json.dumps({"postal_address": POSTAL}), tenant.id),
-        )
-        conn.commit()
-    revops = {"Authorization": f"Bearer {dev_issuer.dev_token(slug, Role.REVOPS)}"}
-    manager = {"Authorization": f"Bearer {dev_issuer.dev_token(slug, Role.MANAGER)}"}
-    api = httpx.Client(base_url=host.base_url, timeout=30)
-    mailbox_id = api.post(
-        "/v1/mailboxes",
-        headers=revops,
-        json={
-            "address": "kill@vendor.example",
-            "provider": "sandbox",
+    customer = onboard(host, database, "kill")
+    mailbox_id = customer.mailbox("kill@vendor.example")
+    customer.import_csv(
+        ("email,first_name\n" + "".join(f"k{n}@co{n}.example,K{n}\n" for n in range(20))).encode()
+    )
+    campaign_id = customer.campaign(
+        "kill",
+        [mailbox_id],
+        {
+            "name": "two touches, a long pause",
+            "steps": [
+                {
+                    "id": "t1",
+                    "type": "email",
+                    "subject": "Idea",
+                    "body": "Hi {{first_name}}",
+                    "approval": "once",
+                    "next": "d1",
+                },
+                {"id": "d1", "type": "delay", "seconds": 30, "next": "t2"},
+                {"id": "t2", "type": "email", "subject": "Re: idea", "body": "Bumping this."},
+            ],
         },
-    ).json()["id"]
-    rows = "".join(f"k{n}@co{n}.example,K{n}\n" for n in range(20))
-    api.post(
-        "/v1/prospects/import",
-        content=("email,first_name\n" + rows).encode(),
-        headers={**revops, "content-type": "text/csv"},
-    ).raise_for_status()
-    sequence = {
-        "name": "two touches, a long pause",
-        "steps": [
-            {
-                "id": "t1",
-                "type": "email",
-                "subject": "Idea",
-                "body": "Hi {{first_name}}",
-                "approval": "once",
-                "next": "d1",
-            },
-            {"id": "d1", "type": "delay", "seconds": 30, "next": "t2"},
-            {"id": "t2", "type": "email", "subject": "Re: idea", "body": "Bumping this."},
-        ],
-    }
-    campaign_id = api.post(
-        "/v1/campaigns",
-        headers=revops,
-        json={
-            "name": "kill",
-            "settings": {
-                "mode": "full",
-                "mailbox_ids": [mailbox_id],
-                "canary": {"enabled": False},
-                "send_window": {"start": "00:00", "end": "00:00"},
-            },
-        },
-    ).json()["id"]
-    api.post(
-        f"/v1/campaigns/{campaign_id}/sequences", headers=revops, json=sequence
-    ).raise_for_status()
-    api.post(
-        f"/v1/campaigns/{campaign_id}/prospects", headers=revops, json={"all_active": True}
-    ).raise_for_status()
-    api.post(f"/v1/campaigns/{campaign_id}/start", headers=revops).raise_for_status()
+    )
+    customer.api.post(f"/v1/campaigns/{campaign_id}/start", headers=customer.revops)
 
     def first_touches_out() -> bool:
-        for approval in api.get(
-            "/v1/approvals", headers=manager, params={"status": "pending"}
-        ).json()["items"]:
-            api.post(f"/v1/approvals/{approval['id']}/approve", headers=manager, json={})
-        page = api.get(
-            f"/v1/sandbox/mailboxes/{mailbox_id}/messages",
-            headers=revops,
-            params={"direction": "sent"},
-        ).json()
-        return len(page["items"]) >= 10
+        customer.approve_pending()
+        return len(customer.sent(mailbox_id)) >= 10
 
     wait_until(first_touches_out, host, what="first touches")
-    killed = api.post("/v1/kill-switch", headers=manager, json={"reason": "e2e"})
+    killed = customer.api.post("/v1/kill-switch", headers=customer.manager, json={"reason": "e2e"})
     assert killed.status_code == 200, killed.text
     killed_at = datetime.now(UTC)
 
     def ended() -> dict[str, int] | None:
-        members: dict[str, int] = api.get(
-            "/v1/execution/status", headers=revops, params={"campaign_id": campaign_id}
-        ).json()[0]["members"]
+        members = customer.members(campaign_id)
         live = sum(members.get(s, 0) for s in ("pending", "running", "awaiting_approval"))
         return members if live == 0 else None
 
     members = wait_until(ended, host, timeout=60, what="journeys to stop")
     assert members.get("completed", 0) == 0, members
-    sent = api.get(
-        f"/v1/sandbox/mailboxes/{mailbox_id}/messages",
-        headers=revops,
-        params={"direction": "sent", "limit": 500},
-    ).json()["items"]
+    sent = customer.sent(mailbox_id)
     after = [m for m in sent if datetime.fromisoformat(m["created_at"]) > killed_at]
     assert after == [], "no message may be accepted after the kill switch's activation"
     assert len(sent) < 40, "second touches never went out"
@@ -373,31 +272,13 @@ def test_fifty_prospects_under_provider_faults_give_exact_outcomes(
     whose provider fails 20% of calls (429, 5xx, timeouts, accepted-but-unknown): exactly 42
     approvals and 42 sends with distinct Message-IDs, 8 journeys held by policy (government
     recipients, suppressed recipients), nothing sent twice."""
-    slug = f"faults-{uuid.uuid4().hex[:8]}"
-    tenant = provision_tenant(TenantCreate(slug=slug, name="Faults Corp"))
-    with psycopg.connect(libpq_dsn(database.owner)) as conn:
-        conn.execute("SELECT set_config('app.tenant_id', %s, false)", (str(tenant.id),))
-        conn.execute(
-            "UPDATE tenants SET settings = %s::jsonb WHERE id = %s",
-            (json.dumps({"postal_address": POSTAL}), tenant.id),
-        )
-        conn.commit()
-    revops = {"Authorization": f"Bearer {dev_issuer.dev_token(slug, Role.REVOPS)}"}
-    manager = {"Authorization": f"Bearer {dev_issuer.dev_token(slug, Role.MANAGER)}"}
-    api = httpx.Client(base_url=host.base_url, timeout=30)
+    customer = onboard(host, database, "faults")
     # Two mailboxes: the shipped pack allows 40 new recipients per mailbox per day.
-    mailbox_ids = [
-        api.post(
-            "/v1/mailboxes",
-            headers=revops,
-            json={"address": f"faults{n}@vendor.example", "provider": "sandbox", "hourly_cap": 200},
-        ).json()["id"]
-        for n in range(2)
-    ]
+    mailbox_ids = [customer.mailbox(f"faults{n}@vendor.example", hourly_cap=200) for n in range(2)]
     for mailbox_id in mailbox_ids:
-        faults = api.put(
+        faults = customer.api.put(
             f"/v1/sandbox/mailboxes/{mailbox_id}/faults",
-            headers=revops,
+            headers=customer.revops,
             json={
                 "throttle_rate": 0.05,
                 "unavailable_rate": 0.05,
@@ -408,81 +289,46 @@ def test_fifty_prospects_under_provider_faults_give_exact_outcomes(
             },
         )
         assert faults.status_code == 200, faults.text
-    rows = []
-    for n in range(50):
-        domain = f"agency{n}.gov" if n % 10 == 9 else f"co{n}.example"
-        rows.append(f"f{n}@{domain},F{n}")
-    api.post(
-        "/v1/prospects/import",
-        content=("email,first_name\n" + "\n".join(rows)).encode(),
-        headers={**revops, "content-type": "text/csv"},
-    ).raise_for_status()
+    rows = [
+        f"f{n}@agency{n}.gov,F{n}" if n % 10 == 9 else f"f{n}@co{n}.example,F{n}" for n in range(50)
+    ]
+    customer.import_csv(("email,first_name\n" + "\n".join(rows)).encode())
     for n in (0, 1, 2):
-        api.post(
-            "/v1/suppressions", headers=revops, json={"value": f"f{n}@co{n}.example"}
+        customer.api.post(
+            "/v1/suppressions", headers=customer.revops, json={"value": f"f{n}@co{n}.example"}
         ).raise_for_status()
-    campaign_id = api.post(
-        "/v1/campaigns",
-        headers=revops,
-        json={
-            "name": "faults",
-            "settings": {
-                "mode": "full",
-                "mailbox_ids": mailbox_ids,
-                "canary": {"enabled": False},
-                "send_window": {"start": "00:00", "end": "00:00"},
-            },
+    # Suppression is checked at import, not retroactively: these three are members, and
+    # policy holds them at draft time.
+    campaign_id = customer.campaign(
+        "faults",
+        mailbox_ids,
+        {
+            "name": "one",
+            "steps": [
+                {
+                    "id": "t1",
+                    "type": "email",
+                    "subject": "Idea",
+                    "body": "Hi {{first_name}}",
+                    "approval": "every_time",
+                }
+            ],
         },
-    ).json()["id"]
-    one_touch = {
-        "name": "one",
-        "steps": [
-            {
-                "id": "t1",
-                "type": "email",
-                "subject": "Idea",
-                "body": "Hi {{first_name}}",
-                "approval": "every_time",
-            }
-        ],
-    }
-    api.post(
-        f"/v1/campaigns/{campaign_id}/sequences", headers=revops, json=one_touch
-    ).raise_for_status()
-    added = api.post(
-        f"/v1/campaigns/{campaign_id}/prospects", headers=revops, json={"all_active": True}
-    ).json()
-    # Prospects are checked against suppression when imported, not retroactively; the
-    # suppressions above came after the import, so the policy holds them at draft time.
-    assert added["added"] == 50, added
-    api.post(f"/v1/campaigns/{campaign_id}/start", headers=revops).raise_for_status()
-    approved: set[str] = set()
+    )
+    customer.api.post(f"/v1/campaigns/{campaign_id}/start", headers=customer.revops)
+    approved = 0
 
     def done() -> dict[str, int] | None:
-        for approval in api.get(
-            "/v1/approvals", headers=manager, params={"status": "pending", "limit": 200}
-        ).json()["items"]:
-            if approval["id"] not in approved:
-                api.post(f"/v1/approvals/{approval['id']}/approve", headers=manager, json={})
-                approved.add(approval["id"])
-        members: dict[str, int] = api.get(
-            "/v1/execution/status", headers=revops, params={"campaign_id": campaign_id}
-        ).json()[0]["members"]
+        nonlocal approved
+        approved += customer.approve_pending()
+        members = customer.members(campaign_id)
         live = sum(members.get(s, 0) for s in ("pending", "running", "awaiting_approval"))
         return members if live == 0 else None
 
     members = wait_until(done, host, timeout=240, what="every journey under faults")
     assert members == {"completed": 42, "held": 8}, members
-    assert len(approved) == 42
-    sent = [
-        message
-        for mailbox_id in mailbox_ids
-        for message in api.get(
-            f"/v1/sandbox/mailboxes/{mailbox_id}/messages",
-            headers=revops,
-            params={"direction": "sent", "limit": 500},
-        ).json()["items"]
-    ]
+    assert approved == 42
+    sent = [m for mailbox_id in mailbox_ids for m in customer.sent(mailbox_id)]
     # The sandbox keeps every message it accepted, duplicates included.
     assert len(sent) == 42
     assert len({m["message_id"] for m in sent}) == 42
@@ -492,94 +338,48 @@ def test_fifty_prospects_under_provider_faults_give_exact_outcomes(
 def test_pause_holds_sends_and_resume_finishes_the_campaign(
     host: DevhostProcess, database: DatabaseUrls
 ) -> None:
-    slug = f"pause-{uuid.uuid4().hex[:8]}"
-    tenant = provision_tenant(TenantCreate(slug=slug, name="Pause Corp"))
-    with psycopg.connect(libpq_dsn(database.owner)) as conn:
-        conn.execute("SELECT set_config('app.tenant_id', %s, false)", (str(tenant.id),))
-        conn.execute(
-            "UPDATE tenants SET settings = %s::jsonb WHERE id = %s",
-            (json.dumps({"postal_address": POSTAL}), tenant.id),
-        )
-        conn.commit()
-    revops = {"Authorization": f"Bearer {dev_issuer.dev_token(slug, Role.REVOPS)}"}
-    manager = {"Authorization": f"Bearer {dev_issuer.dev_token(slug, Role.MANAGER)}"}
-    api = httpx.Client(base_url=host.base_url, timeout=30)
-    mailbox_id = api.post(
-        "/v1/mailboxes",
-        headers=revops,
-        json={"address": "pause@vendor.example", "provider": "sandbox"},
-    ).json()["id"]
-    rows = "".join(f"q{n}@co{n}.example,Q{n}\n" for n in range(10))
-    api.post(
-        "/v1/prospects/import",
-        content=("email,first_name\n" + rows).encode(),
-        headers={**revops, "content-type": "text/csv"},
-    ).raise_for_status()
-    sequence = {
-        "name": "two",
-        "steps": [
-            {
-                "id": "t1",
-                "type": "email",
-                "subject": "Idea",
-                "body": "Hi {{first_name}}",
-                "approval": "once",
-                "next": "d1",
-            },
-            {"id": "d1", "type": "delay", "seconds": 2, "next": "t2"},
-            {"id": "t2", "type": "email", "subject": "Re: idea", "body": "Bumping this."},
-        ],
-    }
-    campaign_id = api.post(
-        "/v1/campaigns",
-        headers=revops,
-        json={
-            "name": "pause",
-            "settings": {
-                "mode": "full",
-                "mailbox_ids": [mailbox_id],
-                "canary": {"enabled": False},
-                "send_window": {"start": "00:00", "end": "00:00"},
-            },
+    customer = onboard(host, database, "pause")
+    mailbox_id = customer.mailbox("pause@vendor.example")
+    customer.import_csv(
+        ("email,first_name\n" + "".join(f"q{n}@co{n}.example,Q{n}\n" for n in range(10))).encode()
+    )
+    campaign_id = customer.campaign(
+        "pause",
+        [mailbox_id],
+        {
+            "name": "two",
+            "steps": [
+                {
+                    "id": "t1",
+                    "type": "email",
+                    "subject": "Idea",
+                    "body": "Hi {{first_name}}",
+                    "approval": "once",
+                    "next": "d1",
+                },
+                {"id": "d1", "type": "delay", "seconds": 2, "next": "t2"},
+                {"id": "t2", "type": "email", "subject": "Re: idea", "body": "Bumping this."},
+            ],
         },
-    ).json()["id"]
-    api.post(
-        f"/v1/campaigns/{campaign_id}/sequences", headers=revops, json=sequence
-    ).raise_for_status()
-    api.post(
-        f"/v1/campaigns/{campaign_id}/prospects", headers=revops, json={"all_active": True}
-    ).raise_for_status()
-    api.post(f"/v1/campaigns/{campaign_id}/start", headers=revops).raise_for_status()
-
-    def sent_count() -> int:
-        page = api.get(
-            f"/v1/sandbox/mailboxes/{mailbox_id}/messages",
-            headers=revops,
-            params={"direction": "sent", "limit": 500},
-        ).json()
-        return len(page["items"])
+    )
+    customer.api.post(f"/v1/campaigns/{campaign_id}/start", headers=customer.revops)
 
     def first_touches() -> bool:
-        for approval in api.get(
-            "/v1/approvals", headers=manager, params={"status": "pending"}
-        ).json()["items"]:
-            api.post(f"/v1/approvals/{approval['id']}/approve", headers=manager, json={})
-        return sent_count() >= 10
+        customer.approve_pending()
+        return len(customer.sent(mailbox_id)) >= 10
 
     wait_until(first_touches, host, what="first touches")
-    paused = api.post(f"/v1/campaigns/{campaign_id}/pause", headers=revops)
+    paused = customer.api.post(f"/v1/campaigns/{campaign_id}/pause", headers=customer.revops)
     assert paused.json()["status"] == "paused", paused.text
-    at_pause = sent_count()
+    at_pause = len(customer.sent(mailbox_id))
     time.sleep(5)  # the delay (2 s) passes; journeys reach their second send and hold
-    assert sent_count() == at_pause, "nothing is sent while the campaign is paused"
-    resumed = api.post(f"/v1/campaigns/{campaign_id}/resume", headers=revops)
+    assert len(customer.sent(mailbox_id)) == at_pause, "nothing is sent while paused"
+    resumed = customer.api.post(f"/v1/campaigns/{campaign_id}/resume", headers=customer.revops)
     assert resumed.json()["status"] == "active", resumed.text
-
-    def finished() -> dict[str, int] | None:
-        members: dict[str, int] = api.get(
-            "/v1/execution/status", headers=revops, params={"campaign_id": campaign_id}
-        ).json()[0]["members"]
-        return members if members.get("completed") == 10 else None
-
-    wait_until(finished, host, timeout=60, what="the campaign to finish after resume")
-    assert sent_count() == 20
+    wait_until(
+        lambda: customer.members(campaign_id).get("completed") == 10,
+        host,
+        timeout=60,
+        what="the campaign to finish after resume",
+    )
+    assert len(customer.sent(mailbox_id)) == 20

@@ -5,7 +5,6 @@ medium-confidence reply waits for "Create Deal?" and becomes a deal once a manag
 
 from __future__ import annotations
 
-import json
 import uuid
 from typing import Any
 from urllib.parse import quote
@@ -14,14 +13,8 @@ import httpx
 import psycopg
 
 from shared.db.server import DatabaseUrls, libpq_dsn
-from shared.identity import dev_issuer
-from shared.identity.model import Role
-from shared.identity.schemas import TenantCreate
-from shared.identity.service import provision_tenant
 from tests.devhost.conftest import DevhostProcess
-from tests.e2e.test_campaign_on_devhost import POSTAL, host, wait_until
-
-__all__ = ["host"]  # the devhost fixture, one process for this module
+from tests.e2e.harness import onboard, wait_until
 
 
 def _instance(host: DevhostProcess, instance_id: str) -> dict[str, Any]:
@@ -35,55 +28,22 @@ def _instance(host: DevhostProcess, instance_id: str) -> dict[str, Any]:
 def test_replies_become_deals_or_suppressions(host: DevhostProcess, database: DatabaseUrls) -> None:
     """A positive reply to the first touch makes one deal (internal CRM, deals_shadow,
     DEAL_CREATED under the prospect's journey id); an unsubscribe makes none and suppresses."""
-    slug = f"deals-{uuid.uuid4().hex[:8]}"
-    tenant = provision_tenant(TenantCreate(slug=slug, name="Deals Corp"))
-    with psycopg.connect(libpq_dsn(database.owner)) as conn:
-        conn.execute("SELECT set_config('app.tenant_id', %s, false)", (str(tenant.id),))
-        conn.execute(
-            "UPDATE tenants SET settings = %s::jsonb WHERE id = %s",
-            (json.dumps({"postal_address": POSTAL, "sender_name": "Sam"}), tenant.id),
+    customer = onboard(host, database, "deals")
+    tenant, api, revops, manager = (
+        customer.tenant,
+        customer.api,
+        customer.revops,
+        customer.manager,
+    )
+    mailbox_id = customer.mailbox("sam@vendor.example")
+    imported = customer.import_csv(
+        b"email,first_name,company,website\n"
+        + b"".join(
+            f"{who}@{org}.example,{who},{org},{org}.example\n".encode()
+            for who, org in (("ana", "acme"), ("bo", "globex"), ("cy", "initech"))
         )
-        conn.commit()
-    revops = {"Authorization": f"Bearer {dev_issuer.dev_token(slug, Role.REVOPS)}"}
-    manager = {"Authorization": f"Bearer {dev_issuer.dev_token(slug, Role.MANAGER)}"}
-    api = httpx.Client(base_url=host.base_url, timeout=30)
-    mailbox_id = api.post(
-        "/v1/mailboxes",
-        headers=revops,
-        json={
-            "address": "sam@vendor.example",
-            "provider": "sandbox",
-            "time_zone": "UTC",
-            "daily_cap": 100,
-            "hourly_cap": 50,
-            "new_recipients_cap": 40,
-        },
-    ).json()["id"]
-    csv = b"email,first_name,company,website\n" + b"".join(
-        f"{who}@{org}.example,{who},{org},{org}.example\n".encode()
-        for who, org in (("ana", "acme"), ("bo", "globex"), ("cy", "initech"))
     )
-    imported = api.post(
-        "/v1/prospects/import", content=csv, headers={**revops, "content-type": "text/csv"}
-    )
-    assert imported.json()["imported"] == 3, imported.text
-    campaign_id = api.post(
-        "/v1/campaigns",
-        headers=revops,
-        json={
-            "name": "Deals",
-            "settings": {
-                "mode": "full",
-                "mailbox_ids": [mailbox_id],
-                "send_window": {
-                    "start": "00:00",
-                    "end": "00:00",
-                    "days": ["mon", "tue", "wed", "thu", "fri", "sat", "sun"],
-                },
-                "canary": {"enabled": False},
-            },
-        },
-    ).json()["id"]
+    assert imported["imported"] == 3, imported
     first_step: dict[str, Any] = {
         "id": "t1",
         "type": "email",
@@ -91,10 +51,11 @@ def test_replies_become_deals_or_suppressions(host: DevhostProcess, database: Da
         "body": "Hi {{first_name}},\n\n{{personalization}}\n\nWorth a quick chat?",
         "approval": "every_time",
     }
-    one_touch = {"name": "one touch", "steps": [first_step], "variables": ["personalization"]}
-    created = api.post(f"/v1/campaigns/{campaign_id}/sequences", headers=revops, json=one_touch)
-    assert created.status_code == 201, created.text
-    api.post(f"/v1/campaigns/{campaign_id}/prospects", headers=revops, json={"all_active": True})
+    campaign_id = customer.campaign(
+        "Deals",
+        [mailbox_id],
+        {"name": "one touch", "steps": [first_step], "variables": ["personalization"]},
+    )
     assert api.post(f"/v1/campaigns/{campaign_id}/start", headers=revops).status_code == 202
 
     def pending_approvals() -> list[dict[str, Any]]:
