@@ -387,14 +387,18 @@ def build_policy_input(
     )
 
 
-def check_send(
-    uow: TenantUnitOfWork,
-    request: SendRequest,
-    actor: Actor,
-    *,
-    clock: Clock = caps.utc_now,
-) -> GateResult:
-    """Decide one send and, if it may go, hold its slot. Call inside the send's transaction."""
+@dataclass(frozen=True)
+class _Gathered:
+    policy_input: PolicyInput
+    guard: DecisionGuard
+    recipient: str
+    mailbox: Mailbox
+    context: _SendContext
+    campaign: Campaign | None
+
+
+def _gather(uow: TenantUnitOfWork, request: SendRequest, actor: Actor, clock: Clock) -> _Gathered:
+    """Everything both policy runs read, in one pass: the policy input and what made it."""
     try:
         recipient = normalize_address(request.recipient)
     except ValueError as exc:
@@ -403,7 +407,6 @@ def check_send(
         uow, request.mailbox_id, recipient, request.campaign_id, clock()
     )
     campaign = _campaign(uow, request.campaign_id)
-    tenant_settings = context.tenant_settings
     policy_input = build_policy_input(
         uow,
         request,
@@ -414,6 +417,21 @@ def check_send(
         context=context,
         campaign=campaign,
     )
+    return _Gathered(policy_input, guard, recipient, mailbox, context, campaign)
+
+
+def check_send(
+    uow: TenantUnitOfWork,
+    request: SendRequest,
+    actor: Actor,
+    *,
+    clock: Clock = caps.utc_now,
+) -> GateResult:
+    """Decide one send and, if it may go, hold its slot. Call inside the send's transaction."""
+    gathered = _gather(uow, request, actor, clock)
+    policy_input, guard, recipient = gathered.policy_input, gathered.guard, gathered.recipient
+    mailbox, campaign = gathered.mailbox, gathered.campaign
+    tenant_settings = gathered.context.tenant_settings
     prepared = prepare_decision(uow, policy_input, guard=guard)
     outcome = _outcome(uow, request, prepared.decision)
     if outcome is not GateOutcome.ALLOWED:
@@ -506,25 +524,7 @@ def decide_draft(
     """The first of the two policy runs (ARCHITECTURE.md §6): when the draft is made. Same
     input as at send time, at the draft stage, and nothing reserved; it decides whether a
     person must approve before the send-time check."""
-    try:
-        recipient = normalize_address(request.recipient)
-    except ValueError as exc:
-        raise GateRequestInvalid(f"recipient: {exc}") from exc
-    guard, mailbox, context = _send_context(
-        uow, request.mailbox_id, recipient, request.campaign_id, clock()
-    )
-    campaign = _campaign(uow, request.campaign_id)
-    policy_input = build_policy_input(
-        uow,
-        request,
-        actor,
-        mailbox=mailbox,
-        recipient=recipient,
-        kill_switches=guard.kill_switches,
-        context=context,
-        campaign=campaign,
-    )
-    drafted = policy_input.model_copy(
-        update={"action": policy_input.action.model_copy(update={"stage": Stage.DRAFT})}
-    )
-    return decide(uow, drafted, actor, guard=guard)
+    gathered = _gather(uow, request, actor, clock)
+    action = gathered.policy_input.action.model_copy(update={"stage": Stage.DRAFT})
+    drafted = gathered.policy_input.model_copy(update={"action": action})
+    return decide(uow, drafted, actor, guard=gathered.guard)
