@@ -108,10 +108,8 @@ async def enrol_batch(
         )
     members = enrolment.items
     approval_timeout = get_settings().approval_ttl_seconds
-    orchestrations = DurableOrchestrations(client)
-    started: dict[uuid.UUID, str] = {}
-    for member in members:
-        journey = JourneyInput(
+    journeys = [
+        JourneyInput(
             tenant_id=batch.tenant_id,
             campaign_id=batch.campaign_id,
             sequence_id=batch.sequence_id,
@@ -121,13 +119,16 @@ async def enrol_batch(
             canary=member.canary,
             approval_timeout_seconds=approval_timeout,
         )
+        for member in members
+    ]
+    started = {journey.prospect_id: journey.instance_id for journey in journeys}
+    await asyncio.to_thread(service.assign_instances, batch.tenant_id, batch.campaign_id, started)
+    orchestrations = DurableOrchestrations(client)
+    for journey in journeys:
         await orchestrations.start(
             "prospect_sequence", journey.instance_id, journey.model_dump(mode="json")
         )
-        started[member.prospect_id] = journey.instance_id
-    await asyncio.to_thread(
-        service.mark_enrolled, batch.tenant_id, batch.campaign_id, list(started), started
-    )
+    await asyncio.to_thread(service.mark_enrolled, batch.tenant_id, batch.campaign_id, started)
     last = max((m.position for m in members), default=batch.after_position)
     return EnrolResult(
         enrolled=len(started), last_position=last, done=len(members) < batch.limit

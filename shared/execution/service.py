@@ -504,14 +504,29 @@ def members_to_enrol(
     return uow.session.scalars(statement).all()
 
 
+def assign_instances(
+    tenant_id: uuid.UUID, campaign_id: uuid.UUID, instance_ids: dict[uuid.UUID, str]
+) -> None:
+    """Record each pending member's instance id before its journey starts: the kill switch
+    signals the instances it can see, so one started before its id was visible would be missed
+    (its own policy check may have run before the switch, too)."""
+    _set_pending_members(tenant_id, campaign_id, instance_ids, status="pending")
+
+
 def mark_enrolled(
+    tenant_id: uuid.UUID, campaign_id: uuid.UUID, instance_ids: dict[uuid.UUID, str]
+) -> None:
+    _set_pending_members(tenant_id, campaign_id, instance_ids, status="running")
+
+
+def _set_pending_members(
     tenant_id: uuid.UUID,
     campaign_id: uuid.UUID,
-    prospect_ids: list[uuid.UUID],
     instance_ids: dict[uuid.UUID, str],
+    status: str,
 ) -> None:
     with tenant_unit_of_work(tenant_id) as uow:
-        for prospect_id in prospect_ids:
+        for prospect_id, instance_id in instance_ids.items():
             uow.execute(
                 update(CampaignMember)
                 .where(
@@ -520,7 +535,7 @@ def mark_enrolled(
                     CampaignMember.prospect_id == prospect_id,
                     CampaignMember.status == "pending",
                 )
-                .values(status="running", instance_id=instance_ids[prospect_id])
+                .values(status=status, instance_id=instance_id)
             )
 
 

@@ -56,10 +56,13 @@ def wait_until(
         if value:
             return value
         time.sleep(0.25)
-    instances = httpx.get(f"{host.base_url}/admin/devhost/instances", timeout=10).text
+    listing = httpx.get(f"{host.base_url}/admin/devhost/instances", timeout=10).json()
+    # The instances still running are the ones that explain a timeout; finished ones are noise.
+    unfinished = [i for i in listing["instances"] if i["runtimeStatus"] != "Completed"]
     invocations = httpx.get(f"{host.base_url}/admin/devhost/invocations?limit=30", timeout=10).text
     raise AssertionError(
-        f"timed out waiting for {what}\ninstances: {instances[:3000]}\n"
+        f"timed out waiting for {what}\ninstance counts: {listing['counts']}\n"
+        f"unfinished instances: {json.dumps(unfinished)[:6000]}\n"
         f"invocations: {invocations[-4000:]}\nlog: {host.log_path.read_text()[-3000:]}"
     )
 
