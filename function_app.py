@@ -9,12 +9,14 @@ from azurefunctions.extensions.http.fastapi import Request, Response
 from activities.campaign import blueprint as campaign_activities
 from activities.crm_events import blueprint as crm_functions
 from activities.deals import blueprint as deal_activities
+from activities.meetings import blueprint as meeting_activities
 from activities.schedules import blueprint as schedules
 from http_api.app import create_app
 from http_api.durable import durable_client_var
 from http_api.events import stream_events
 from orchestrators.campaign import blueprint as campaign_orchestrators
 from orchestrators.deals import blueprint as deal_orchestrators
+from orchestrators.meetings import blueprint as meeting_orchestrators
 from shared.config import get_settings
 from shared.identity.authentication import Authenticator
 from shared.telemetry.logging import configure_logging
@@ -28,6 +30,8 @@ app.register_functions(schedules)
 app.register_functions(crm_functions)
 app.register_functions(deal_orchestrators)
 app.register_functions(deal_activities)
+app.register_functions(meeting_orchestrators)
+app.register_functions(meeting_activities)
 asgi = func.AsgiMiddleware(create_app())
 authenticator = Authenticator(get_settings())
 

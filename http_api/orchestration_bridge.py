@@ -45,6 +45,12 @@ def _raise(instance_id: str, event: str, payload: dict[str, Any]) -> None:
     anyio.from_thread.run(DurableOrchestrations(client).raise_event, instance_id, event, payload)
 
 
+def raise_event(instance_id: str, event: str, payload: dict[str, Any]) -> None:
+    """Raise `event` with the request's durable client (call after the state it reports has
+    committed)."""
+    _raise(instance_id, event, payload)
+
+
 class DurableApprovalSink:
     def deliver(
         self,

@@ -12,6 +12,7 @@ from http_api import (
     execution,
     identity,
     integrations,
+    meetings,
     policies,
     prospects,
     suppressions,
@@ -32,3 +33,4 @@ router.include_router(integrations.router)
 router.include_router(execution.router)
 router.include_router(replies_routes.router)
 router.include_router(deals.router)
+router.include_router(meetings.router)

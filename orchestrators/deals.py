@@ -1,9 +1,12 @@
-"""reply_to_deal (ARCHITECTURE.md §4): classify → intent event → deal gating → deal.
+"""reply_to_deal (ARCHITECTURE.md §4): classify → intent event → deal gating → deal →
+offer booking.
 
 Classification is idempotent (the reply was usually classified on arrival, with its intent
 event, suppression and health effects); only positive replies are gated. The gate's
 outcome decides: create or update now, ask "Create Deal?" and wait for the decision or the
-timeout, or nothing (the gate recorded why). Deterministic: no clock but the context's.
+timeout, or nothing (the gate recorded why). A written deal starts meeting_booking; a
+reply to an open meeting proposal goes to that meeting instead (its pick or its decline).
+Deterministic: no clock but the context's.
 """
 
 from __future__ import annotations
@@ -27,6 +30,7 @@ from shared.deals.schemas import (
     ReplyRef,
     ReplyToDealInput,
 )
+from shared.meetings.schemas import MeetingReplyRoute, RoutedReply, StartMeeting
 
 blueprint = df.Blueprint()
 
@@ -50,6 +54,28 @@ def run_reply_to_deal(context: df.DurableOrchestrationContext) -> Orchestration:
             )
         )
     )
+    routed = RoutedReply.model_validate(
+        (
+            yield context.call_activity_with_retry(
+                "route_meeting_reply",
+                RETRY,
+                _dump(
+                    MeetingReplyRoute(
+                        tenant_id=flow.tenant_id,
+                        inbound_id=flow.inbound_id,
+                        label=classified.label,
+                    )
+                ),
+            )
+        )
+    )
+    if routed.routed:
+        # An answer to our meeting proposal: meeting_booking takes it from here.
+        return {
+            "status": "meeting_reply",
+            "label": classified.label,
+            "meeting_id": str(routed.meeting_id),
+        }
     if not classified.positive:
         return {"status": "no_deal", "label": classified.label}
     gate = DealGateResult.model_validate(
@@ -105,4 +131,18 @@ def run_reply_to_deal(context: df.DurableOrchestrationContext) -> Orchestration:
         RETRY,
         _dump(DealWrite(tenant_id=flow.tenant_id, gate=gate, approval_id=approval_id)),
     )
-    return {"status": deal["status"], "deal_id": deal["id"], "outcome": gate.outcome.value}
+    outcome = {"status": deal["status"], "deal_id": deal["id"], "outcome": gate.outcome.value}
+    if deal["status"] != "created":
+        return outcome
+    meeting = yield context.call_activity_with_retry(
+        "start_meeting_booking",
+        RETRY,
+        _dump(
+            StartMeeting(
+                tenant_id=flow.tenant_id,
+                inbound_id=flow.inbound_id,
+                correlation_id=gate.correlation_id or flow.correlation_id,
+            )
+        ),
+    )
+    return {**outcome, "meeting_instance_id": meeting}

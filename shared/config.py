@@ -80,6 +80,12 @@ class Settings(BaseSettings):
     # A paused campaign's journeys look again this often (and enrolment waits as long).
     pause_poll_seconds: int = Field(default=60, ge=1)
     approval_ttl_seconds: int = Field(default=72 * 3600, ge=60)
+    # Meeting booking: links are HMAC-SHA256 signed (required in azure; local/test generate a
+    # key under data_dir/keys); how long a proposal waits for the prospect's choice; how many
+    # proposals one booking makes when chosen slots turn out taken.
+    meeting_link_secret: SecretStr | None = None
+    meeting_choice_timeout_seconds: int = Field(default=7 * 24 * 3600, ge=60)
+    meeting_max_proposals: int = Field(default=3, ge=1, le=10)
 
     # HubSpot (OAuth app): client id/secret from the app's Auth settings; the secret also signs
     # webhooks (signature v3). The redirect URI must match the app's configuration exactly.
@@ -102,6 +108,10 @@ class Settings(BaseSettings):
     @property
     def unsubscribe_secret_file(self) -> Path:
         return self.data_dir / "keys" / "unsubscribe.key"
+
+    @property
+    def meeting_link_secret_file(self) -> Path:
+        return self.data_dir / "keys" / "meeting_links.key"
 
     @property
     def uses_embedded_database(self) -> bool:

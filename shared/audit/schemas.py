@@ -76,6 +76,10 @@ class AuditEventType(StrEnum):
     # Replies: classification of inbound mail and people's corrections.
     REPLY_CLASSIFIED = "REPLY_CLASSIFIED"
     REPLY_RELABELLED = "REPLY_RELABELLED"
+    # Meetings (MEETING_BOOKED is a seed §11 core event, above).
+    MEETING_PROPOSED = "MEETING_PROPOSED"
+    MEETING_SLOT_CHOSEN = "MEETING_SLOT_CHOSEN"
+    MEETING_ENDED = "MEETING_ENDED"
 
 
 class ActorType(StrEnum):

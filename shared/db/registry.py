@@ -15,6 +15,7 @@ from shared.execution import orm as execution_orm
 from shared.identity import orm as identity_orm
 from shared.llm import orm as llm_orm
 from shared.mail import orm as mail_orm
+from shared.meetings import orm as meetings_orm
 from shared.policy import orm as policy_orm
 from shared.prospects import orm as prospects_orm
 from shared.replies import orm as replies_orm
@@ -39,6 +40,7 @@ ORM_MODULES = (
     replies_orm,
     execution_orm,
     deals_orm,
+    meetings_orm,
 )
 
 metadata = Base.metadata

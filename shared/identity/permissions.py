@@ -39,6 +39,7 @@ class Permission(StrEnum):
     REPLIES_READ = "replies:read"
     REPLIES_LABEL = "replies:label"
     DEALS_READ = "deals:read"
+    MEETINGS_READ = "meetings:read"
     REPORTS_READ = "reports:read"
     EVENTS_READ = "events:read"
     AUDIT_READ = "audit:read"
@@ -86,6 +87,7 @@ ROLE_PERMISSIONS: dict[Role, frozenset[Permission]] = {
             Permission.REPLIES_READ,
             Permission.REPLIES_LABEL,
             Permission.DEALS_READ,
+            Permission.MEETINGS_READ,
             Permission.REPORTS_READ,
             Permission.EVENTS_READ,
         }

@@ -45,6 +45,8 @@ class SendIntentCreate(BaseModel):
     step_id: str | None = Field(default=None, max_length=64)
     # A follow-up: the earlier touch it continues (In-Reply-To / References).
     reply_to_intent_id: uuid.UUID | None = None
+    # An answer to the prospect's own message (a meeting proposal answers their reply).
+    reply_to_inbound_id: uuid.UUID | None = None
     correlation_id: str | None = Field(default=None, max_length=200)
 
 

@@ -39,7 +39,7 @@ from shared.errors import NotFound, ValidationFailed
 from shared.identity.orm import Tenant
 from shared.mail.factory import MailboxRef, MailboxResolver, MailProviderNotAvailable, mailbox_for
 from shared.mail.mime import Compliance, MessageContent, Thread, build_message, new_message_id
-from shared.mail.orm import SendIntent
+from shared.mail.orm import InboundMail, SendIntent
 from shared.mail.port import (
     OutboundEmail,
     OutcomeUnknown,
@@ -153,6 +153,12 @@ def record_send_intent(
         if previous is None:
             raise SendIntentNotFound(f"Send intent {request.reply_to_intent_id} does not exist.")
         thread = Thread(previous.message_id, tuple(previous.references))
+    elif request.reply_to_inbound_id is not None:
+        inbound = uow.get(InboundMail, request.reply_to_inbound_id)
+        if inbound is None:
+            raise NotFound(f"Inbound message {request.reply_to_inbound_id} does not exist.")
+        if inbound.message_id:
+            thread = Thread(inbound.message_id, tuple(inbound.references))
     message_id = new_message_id(mailbox.address)
     raw = build_message(
         message_id=message_id,

@@ -71,10 +71,15 @@ def _gate(outcome: GateOutcome) -> dict[str, Any]:
 
 
 def drive(
-    context: FakeContext, label: str = "positive", outcome: GateOutcome = GateOutcome.AUTO
+    context: FakeContext,
+    label: str = "positive",
+    outcome: GateOutcome = GateOutcome.AUTO,
+    routed: dict[str, Any] | None = None,
 ) -> Any:
     results = {
         "classify_reply": {"reply_id": str(REPLY), "label": label, "positive": label == "positive"},
+        "route_meeting_reply": routed or {"routed": False},
+        "start_meeting_booking": f"meeting:{INBOUND}",
         "gate_deal": _gate(outcome),
         "request_deal_approval": str(uuid.uuid4()),
         "write_deal": {"id": str(DEAL), "status": "created"},
@@ -95,27 +100,48 @@ def drive(
 def test_a_non_positive_reply_ends_after_classifying() -> None:
     context = FakeContext()
     assert drive(context, label="unsubscribe") == {"status": "no_deal", "label": "unsubscribe"}
-    assert context.calls == ["classify_reply"]
+    assert context.calls == ["classify_reply", "route_meeting_reply"]
+
+
+def test_an_answer_to_an_open_meeting_proposal_goes_to_the_meeting() -> None:
+    context = FakeContext()
+    meeting = str(uuid.uuid4())
+    routed = {"routed": True, "meeting_id": meeting, "choice": {"index": 1, "round": 1}}
+    assert drive(context, routed=routed) == {
+        "status": "meeting_reply",
+        "label": "positive",
+        "meeting_id": meeting,
+    }
+    assert context.calls == ["classify_reply", "route_meeting_reply"]
+    assert context.payloads["route_meeting_reply"]["label"] == "positive"
 
 
 def test_high_confidence_creates_the_deal_without_asking() -> None:
     context = FakeContext()
     result = drive(context, outcome=GateOutcome.AUTO)
     assert result["status"] == "created"
-    assert context.calls == ["classify_reply", "gate_deal", "write_deal"]
+    assert result["meeting_instance_id"] == f"meeting:{INBOUND}"
+    assert context.calls == [
+        "classify_reply",
+        "route_meeting_reply",
+        "gate_deal",
+        "write_deal",
+        "start_meeting_booking",
+    ]
     assert context.payloads["write_deal"]["approval_id"] is None
+    assert context.payloads["start_meeting_booking"]["inbound_id"] == str(INBOUND)
 
 
 def test_a_blocked_reply_writes_nothing() -> None:
     context = FakeContext()
     assert drive(context, outcome=GateOutcome.NONE)["status"] == "blocked"
-    assert context.calls == ["classify_reply", "gate_deal"]
+    assert context.calls == ["classify_reply", "route_meeting_reply", "gate_deal"]
 
 
 @pytest.mark.parametrize(
     ("winner", "approval", "calls", "status"),
     [
-        ("approval", '{"status": "approved"}', ["write_deal"], "created"),
+        ("approval", '{"status": "approved"}', ["write_deal", "start_meeting_booking"], "created"),
         ("approval", {"status": "rejected"}, ["hold_deal"], "held"),
         ("timer", None, ["hold_deal"], "held"),
     ],
@@ -126,7 +152,13 @@ def test_medium_confidence_waits_for_the_approval_or_the_timeout(
     context = FakeContext(winner=winner, approval=approval)
     result = drive(context, outcome=GateOutcome.APPROVAL)
     assert result["status"] == status
-    assert context.calls == ["classify_reply", "gate_deal", "request_deal_approval", *calls]
+    assert context.calls == [
+        "classify_reply",
+        "route_meeting_reply",
+        "gate_deal",
+        "request_deal_approval",
+        *calls,
+    ]
     ask = context.payloads["request_deal_approval"]
     assert ask["orchestration_instance_id"] == f"deal:{INBOUND}"
     if status == "held":

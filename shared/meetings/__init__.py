@@ -1,0 +1,1 @@
+"""Meetings: slot proposals inside the rep's working hours, the prospect's choice, booking."""
