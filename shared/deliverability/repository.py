@@ -391,22 +391,31 @@ def delete_suppression(uow: TenantUnitOfWork, suppression_id: uuid.UUID) -> None
     )
 
 
+_SUPPRESSED_VALUES = text(
+    """
+    SELECT s.kind, s.value FROM suppressions AS s
+    WHERE s.tenant_id = :tenant_id AND s.kind = 'address'
+      AND s.value IN (SELECT jsonb_array_elements_text(CAST(:addresses AS jsonb)))
+    UNION ALL
+    SELECT s.kind, s.value FROM suppressions AS s
+    WHERE s.tenant_id = :tenant_id AND s.kind = 'domain'
+      AND s.value IN (SELECT jsonb_array_elements_text(CAST(:domains AS jsonb)))
+    """
+)
+
+
 def suppressed_values(
     uow: TenantUnitOfWork, addresses: Sequence[str], domains: Sequence[str]
 ) -> set[tuple[str, str]]:
-    rows = uow.session.execute(
-        select(Suppression.kind, Suppression.value).where(
-            Suppression.tenant_id == uow.tenant_id,
-            or_(
-                and_(
-                    Suppression.kind == SuppressionKind.ADDRESS.value,
-                    Suppression.value.in_(list(addresses)),
-                ),
-                and_(
-                    Suppression.kind == SuppressionKind.DOMAIN.value,
-                    Suppression.value.in_(list(domains)),
-                ),
-            ),
-        )
+    """The (kind, value) suppressions among these addresses and domains. The values travel as
+    two JSON arrays: thousands of bind parameters (an expanding IN) cost more to render and
+    plan than the lookup itself."""
+    rows = uow.execute(
+        _SUPPRESSED_VALUES,
+        {
+            "tenant_id": uow.tenant_id,
+            "addresses": json.dumps(list(addresses)),
+            "domains": json.dumps(list(domains)),
+        },
     ).all()
-    return {(kind, value) for kind, value in rows}
+    return {(str(kind), str(value)) for kind, value in rows}

@@ -254,15 +254,17 @@ def suppressed_addresses(uow: TenantUnitOfWork, addresses: Sequence[str]) -> set
     for imports: `shared.prospects.service.SuppressionLookup`)."""
     if not addresses:
         return set()
-    domains = {domain_of(a): domain_and_parents(domain_of(a)) for a in addresses}
-    all_domains = sorted({d for parents in domains.values() for d in parents})
-    suppressed_values = repository.suppressed_values(uow, list(addresses), all_domains)
-    return {
-        address
-        for address in addresses
-        if (SuppressionKind.ADDRESS.value, address) in suppressed_values
-        or any(
-            (SuppressionKind.DOMAIN.value, d) in suppressed_values
-            for d in domains[domain_of(address)]
-        )
+    parents = {domain: domain_and_parents(domain) for domain in {domain_of(a) for a in addresses}}
+    found = repository.suppressed_values(
+        uow, addresses, sorted({d for candidates in parents.values() for d in candidates})
+    )
+    if not found:
+        return set()
+    hits = {value for kind, value in found if kind == SuppressionKind.ADDRESS.value}
+    suppressed_domains = {value for kind, value in found if kind == SuppressionKind.DOMAIN.value}
+    blocked_domains = {
+        domain
+        for domain, candidates in parents.items()
+        if not suppressed_domains.isdisjoint(candidates)
     }
+    return {a for a in addresses if a in hits or domain_of(a) in blocked_domains}

@@ -7,6 +7,8 @@ import csv
 import hashlib
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
+from itertools import chain
+from operator import itemgetter
 
 from shared.errors import ValidationFailed
 from shared.prospects.model import REQUIRED_COLUMNS, canonical_header
@@ -38,6 +40,11 @@ class CsvStream:
             )
 
     def _lines(self) -> Iterator[str]:
+        # Whole chunks of lines are handed to the csv reader at once (chain over lists):
+        # a generator step per line cost as much as parsing it.
+        return chain.from_iterable(self._line_lists())
+
+    def _line_lists(self) -> Iterator[list[str]]:
         decoder = codecs.getincrementaldecoder(self.encoding)(errors="strict")
         pending = ""
         line = 1
@@ -52,15 +59,14 @@ class CsvStream:
                     " (export it as UTF-8, or pass ?encoding=windows-1252).",
                 ) from exc
             *complete, pending = pending.split("\n")
-            for text in complete:
-                line += 1
-                yield text + "\n"
+            line += len(complete)
+            yield [text + "\n" for text in complete]
         try:
             pending += decoder.decode(b"", final=True)
         except UnicodeDecodeError as exc:
             raise CsvFormatError(f"The file ends inside a {self.encoding} character.") from exc
         if pending:
-            yield pending
+            yield [pending]
 
     def rows(self) -> Iterator[tuple[int, dict[str, str]]]:
         reader = csv.reader(self._lines(), strict=True)
@@ -82,6 +88,12 @@ class CsvStream:
                 f"Missing required column(s): {', '.join(sorted(missing))}. "
                 f"Found: {', '.join(h.strip() for h in header) or 'nothing'}."
             )
+        width = len(columns)
+        mapped = [(index, column) for index, column in enumerate(columns) if column]
+        names = tuple(column for _, column in mapped)
+        # itemgetter returns a bare value for one index: keep it a tuple either way.
+        pick = itemgetter(*(index for index, _ in mapped)) if len(mapped) > 1 else None
+        single = mapped[0][0] if len(mapped) == 1 else 0
         while True:
             try:
                 record = next(reader)
@@ -89,11 +101,14 @@ class CsvStream:
                 return
             except csv.Error as exc:
                 raise CsvFormatError(f"Line {reader.line_num}: not valid CSV ({exc}).") from exc
-            if not any(value.strip() for value in record):
+            if not "".join(record).strip():
                 continue
-            values = {
-                column: value for column, value in zip(columns, record, strict=False) if column
-            }
-            if len(record) > len(columns):
-                values["__extra__"] = str(len(record) - len(columns))
+            if len(record) == width:
+                values = dict(zip(names, pick(record) if pick else (record[single],), strict=True))
+            else:
+                values = {
+                    column: value for column, value in zip(columns, record, strict=False) if column
+                }
+                if len(record) > width:
+                    values["__extra__"] = str(len(record) - width)
             yield reader.line_num, values

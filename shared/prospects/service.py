@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import uuid
 from collections.abc import Callable, Iterator, Sequence
+from concurrent.futures import Future, ThreadPoolExecutor
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from itertools import islice
 from typing import Any
@@ -30,11 +32,36 @@ BATCH_ROWS = 5000
 SuppressionLookup = Callable[[TenantUnitOfWork, Sequence[str]], set[str]]
 
 
+@dataclass
+class _Totals:
+    imported: int = 0
+    already_present: int = 0
+    suppressed: int = 0
+    companies_created: int = 0
+
+
 def _batches(
     rows: Iterator[tuple[int, dict[str, str]]], size: int
 ) -> Iterator[list[tuple[int, dict[str, str]]]]:
     while batch := list(islice(rows, size)):
         yield batch
+
+
+def _write_batch(
+    uow: TenantUnitOfWork,
+    good: list[ProspectRow],
+    companies: dict[str, ProspectRow],
+    *,
+    source: str,
+    suppressed: SuppressionLookup,
+    totals: _Totals,
+) -> None:
+    blocked = suppressed(uow, [row.email for row in good])
+    totals.companies_created += repository.insert_companies(uow, companies.values())
+    inserted = repository.insert_prospects(uow, good, suppressed=blocked, source=source)
+    totals.imported += inserted.inserted
+    totals.already_present += len(good) - inserted.inserted
+    totals.suppressed += inserted.suppressed
 
 
 def import_prospects(
@@ -49,84 +76,79 @@ def import_prospects(
 
     Re-importing a file changes nothing: companies are matched by domain and prospects by
     address, and existing ones are left as they are.
+
+    Each batch is written by one worker thread while this one reads and validates the next:
+    the database's work and the parsing overlap instead of taking turns. Only one thread uses
+    the unit of work at a time (the next batch is handed over after the previous write
+    returned), and none is left writing when this returns or raises.
     """
     first_line: dict[str, int] = {}
     errors: list[ImportRowError] = []
-    rows = imported = already_present = suppressed_count = companies_created = 0
-    for batch in _batches(stream.rows(), BATCH_ROWS):
-        good: list[ProspectRow] = []
-        for line, values in batch:
-            rows += 1
-            extra = values.pop("__extra__", None)
-            raw_email = values.get("email", "").strip() or None
-            if extra is not None:
-                errors.append(
-                    ImportRowError(
-                        line=line, email=raw_email, reason=f"{extra} more field(s) than the header"
+    rows = 0
+    totals = _Totals()
+    # Domains an earlier batch of this file already sent: each company is written once.
+    known_domains: set[str] = set()
+    # Leaving the executor waits for the write in flight, also on an error (then before the
+    # caller rolls back).
+    with ThreadPoolExecutor(max_workers=1, thread_name_prefix="prospect-import") as writer:
+        pending: Future[None] | None = None
+        for batch in _batches(stream.rows(), BATCH_ROWS):
+            good: list[ProspectRow] = []
+            companies: dict[str, ProspectRow] = {}
+            for line, values in batch:
+                rows += 1
+                extra = values.pop("__extra__", None)
+                if extra is not None:
+                    errors.append(
+                        ImportRowError(
+                            line=line,
+                            email=values.get("email", "").strip() or None,
+                            reason=f"{extra} more field(s) than the header",
+                        )
                     )
-                )
-                continue
-            try:
-                row = parse_row(values)
-            except ValueError as exc:
-                errors.append(ImportRowError(line=line, email=raw_email, reason=str(exc)))
-                continue
-            if row.email in first_line:
-                errors.append(
-                    ImportRowError(
-                        line=line,
-                        email=row.email,
-                        reason=f"duplicate of line {first_line[row.email]}",
+                    continue
+                try:
+                    row = parse_row(values)
+                except ValueError as exc:
+                    raw_email = values.get("email", "").strip() or None
+                    errors.append(ImportRowError(line=line, email=raw_email, reason=str(exc)))
+                    continue
+                seen = first_line.setdefault(row.email, line)
+                if seen != line:
+                    errors.append(
+                        ImportRowError(
+                            line=line, email=row.email, reason=f"duplicate of line {seen}"
+                        )
                     )
+                    continue
+                good.append(row)
+                # A new company takes its details from the batch's last row naming its domain.
+                companies[row.company_domain] = row
+            for domain in known_domains.intersection(companies):
+                del companies[domain]
+            known_domains.update(companies)
+            if pending is not None:
+                pending.result()
+                pending = None
+            if good:
+                pending = writer.submit(
+                    _write_batch,
+                    uow,
+                    good,
+                    companies,
+                    source=source,
+                    suppressed=suppressed,
+                    totals=totals,
                 )
-                continue
-            first_line[row.email] = line
-            good.append(row)
-        if not good:
-            continue
-        domains = {row.company_domain: row for row in good}
-        companies_created += repository.insert_companies(
-            uow,
-            [
-                {
-                    "domain": domain,
-                    "name": row.company_name,
-                    "industry": row.industry,
-                    "region": row.region,
-                    "enrichment": {},
-                }
-                for domain, row in domains.items()
-            ],
-        )
-        company_ids = repository.company_ids_by_domain(uow, list(domains))
-        blocked = suppressed(uow, [row.email for row in good])
-        inserted = repository.insert_prospects(
-            uow,
-            [
-                {
-                    "email": row.email,
-                    "first_name": row.first_name,
-                    "last_name": row.last_name,
-                    "title": row.title,
-                    "company_id": company_ids[row.company_domain],
-                    "time_zone": row.time_zone,
-                    "status": "suppressed" if row.email in blocked else "active",
-                    "enrichment": row.enrichment,
-                }
-                for row in good
-            ],
-            source=source,
-        )
-        imported += len(inserted)
-        already_present += len(good) - len(inserted)
-        suppressed_count += len(inserted & blocked)
+        if pending is not None:
+            pending.result()
     report = ImportReport(
         rows=rows,
-        imported=imported,
-        already_present=already_present,
-        suppressed=suppressed_count,
+        imported=totals.imported,
+        already_present=totals.already_present,
+        suppressed=totals.suppressed,
         rejected=len(errors),
-        companies_created=companies_created,
+        companies_created=totals.companies_created,
         errors=errors,
         ignored_columns=stream.ignored_columns,
         sha256=stream.sha256.hexdigest(),

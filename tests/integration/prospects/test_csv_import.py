@@ -210,3 +210,35 @@ def test_import_over_http_reports_rows_and_honours_suppression(tenant: TenantRea
         assert unreadable.json()["code"] == "csv_unreadable"
         listed = client.get("/v1/prospects?status=suppressed", headers=headers).json()
         assert [p["email"] for p in listed["items"]] == ["bo@acme.com"]
+
+
+def test_batches_share_companies_and_dedupe_across_each_other(
+    tenant: TenantRead, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from shared.prospects import service
+
+    monkeypatch.setattr(service, "BATCH_ROWS", 2)
+    data = (
+        "email,first_name,website\n"
+        "a@acme.com,A,acme.com\n"
+        "b@globex.example,B,\n"
+        "c@acme.com,C,https://acme.com\n"
+        "A@acme.com,Dup,acme.com\n"
+        "d@initech.example,D\x00,\n"
+        "e@globex.example,E,\n"
+    ).encode()
+    report = run_import(tenant, data, suppressed={"e@globex.example"})
+    assert (report.rows, report.imported, report.companies_created) == (6, 4, 2)
+    assert (report.suppressed, report.already_present) == (1, 0)
+    assert {(e.line, e.reason) for e in report.errors} == {
+        (5, "duplicate of line 2"),
+        (6, "first_name contains a NUL character"),
+    }
+    with tenant_unit_of_work(tenant.id) as uow:
+        linked = {
+            p.email: p.company_id for p in uow.session.scalars(uow.scoped(Prospect)).all()
+        }
+    assert linked["a@acme.com"] == linked["c@acme.com"] is not None
+    assert linked["b@globex.example"] == linked["e@globex.example"] is not None
+    again = run_import(tenant, data)
+    assert (again.imported, again.already_present, again.companies_created) == (0, 4, 0)
