@@ -47,9 +47,11 @@ RETRY = df.RetryOptions(first_retry_interval_in_milliseconds=1000, max_number_of
 RETRY.backoff_coefficient = 2.0
 
 Orchestration = Generator[Any, Any, Any]
-# Stop reasons that are a person answering (reply labels); bounces, complaints, unsubscribes,
-# the kill switch and a stopped campaign end a journey as stopped.
-HUMAN_REPLIES = frozenset({"reply", "positive", "neutral", "objection", "ooo"})
+# Stop reasons that are a person answering (reply labels). An out-of-office or other automatic
+# reply stops the sequence too but is nobody answering, so it ends the journey as stopped, as
+# bounces, complaints, unsubscribes, the kill switch and a stopped campaign do: "replied" is
+# what reply rates and the rep's queue count.
+HUMAN_REPLIES = frozenset({"reply", "positive", "neutral", "objection"})
 
 
 def _event_payload(task: Any) -> dict[str, Any]:
@@ -92,6 +94,9 @@ def prospect_sequence(context: df.DurableOrchestrationContext) -> Orchestration:
 
     def stop_reason() -> str:
         return str(_event_payload(stop).get("reason") or "stopped")
+
+    def stop_status() -> JourneyStatus:
+        return JourneyStatus.REPLIED if stop_reason() in HUMAN_REPLIES else JourneyStatus.STOPPED
 
     try:
         plan = SequencePlan.model_validate(
@@ -144,8 +149,9 @@ def prospect_sequence(context: df.DurableOrchestrationContext) -> Orchestration:
                 if winner is not deadline:
                     deadline.cancel()
                 if winner is stop:
-                    yield end(JourneyStatus.STOPPED, stop_reason(), current)
-                    return {"status": "stopped", "sent": sent}
+                    status = stop_status()
+                    yield end(status, stop_reason(), current)
+                    return {"status": status.value, "sent": sent}
                 if winner is deadline:
                     yield end(JourneyStatus.HELD, "the approval timed out", current)
                     return {"status": "held", "sent": sent}
@@ -184,8 +190,9 @@ def prospect_sequence(context: df.DurableOrchestrationContext) -> Orchestration:
                 winner = yield context.task_any([timer, stop])
                 if winner is stop:
                     timer.cancel()
-                    yield end(JourneyStatus.STOPPED, stop_reason(), current)
-                    return {"status": "stopped", "sent": sent}
+                    status = stop_status()
+                    yield end(status, stop_reason(), current)
+                    return {"status": status.value, "sent": sent}
             if result.outcome is SendOutcome.DENIED:
                 yield end(JourneyStatus.HELD, "; ".join(result.reasons) or "denied", current)
                 return {"status": "held", "sent": sent, "reasons": result.reasons}
@@ -222,9 +229,8 @@ def prospect_sequence(context: df.DurableOrchestrationContext) -> Orchestration:
             winner = yield context.task_any([timer, stop])
             if winner is stop:
                 timer.cancel()
-                reason = stop_reason()
-                status = JourneyStatus.REPLIED if reason in HUMAN_REPLIES else JourneyStatus.STOPPED
-                yield end(status, reason, current)
+                status = stop_status()
+                yield end(status, stop_reason(), current)
                 return {"status": status.value, "sent": sent}
             current = step.get("next")
         else:

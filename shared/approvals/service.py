@@ -34,6 +34,7 @@ from shared.audit.service import AuditChain
 from shared.config import get_settings
 from shared.db.unit_of_work import TenantUnitOfWork
 from shared.errors import Conflict, Forbidden, NotFound
+from shared.execution.schemas import journey_instance_id
 from shared.identity import repository as identity_repository
 from shared.pagination import decode_time_cursor, encode_time_cursor
 
@@ -70,6 +71,14 @@ class FourEyesRequired(Forbidden):
 
 def _actor_json(actor: Actor) -> dict[str, Any]:
     return actor.to_json()
+
+
+def _journey(approval: Approval) -> str | None:
+    """The correlation id of the prospect's journey the approval belongs to, if any: its
+    request, decision and expiry belong in that journey's audit trail."""
+    if approval.campaign_id is None or approval.prospect_id is None:
+        return None
+    return journey_instance_id(approval.campaign_id, approval.prospect_id)
 
 
 def _audit_payload(approval: Approval) -> dict[str, Any]:
@@ -144,6 +153,7 @@ def request_approval(
         AuditEventType.APPROVAL_REQUESTED,
         actor,
         {**_audit_payload(approval), "expires_at": approval.expires_at.isoformat()},
+        correlation_id=_journey(approval),
     )
     return ApprovalRead.model_validate(approval)
 
@@ -223,6 +233,7 @@ def approve(
         AuditEventType.APPROVAL_GRANTED,
         actor,
         {**_audit_payload(approval), "step_template_approved": template_recorded},
+        correlation_id=_journey(approval),
     )
     _deliver_after_commit(uow, sink, approval)
     return ApprovalRead.model_validate(approval)
@@ -270,6 +281,7 @@ def reject(
         AuditEventType.APPROVAL_REJECTED,
         actor,
         {**_audit_payload(approval), "reason": body.reason},
+        correlation_id=_journey(approval),
     )
     _deliver_after_commit(uow, sink, approval)
     return ApprovalRead.model_validate(approval)
@@ -286,7 +298,13 @@ def expire_due_approvals(
     """Expire this tenant's overdue pending approvals (a timer calls this per tenant)."""
     expired = repository.expire_due(uow, clock(), limit)
     for approval in expired:
-        AuditChain.append(uow, AuditEventType.APPROVAL_EXPIRED, actor, _audit_payload(approval))
+        AuditChain.append(
+            uow,
+            AuditEventType.APPROVAL_EXPIRED,
+            actor,
+            _audit_payload(approval),
+            correlation_id=_journey(approval),
+        )
         _deliver_after_commit(uow, sink, approval)
     return len(expired)
 

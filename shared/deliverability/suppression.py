@@ -104,7 +104,11 @@ def _add(
 
 
 def add_suppression(
-    uow: TenantUnitOfWork, request: SuppressionCreate, actor: Actor
+    uow: TenantUnitOfWork,
+    request: SuppressionCreate,
+    actor: Actor,
+    *,
+    correlation_id: str | None = None,
 ) -> SuppressionRead:
     try:
         kind, value = request.normalized()
@@ -118,14 +122,18 @@ def add_suppression(
         AuditEventType.SUPPRESSION_ADDED,
         actor,
         {"suppression_id": str(new_id), "reason": request.reason, **fingerprint(kind, value)},
+        correlation_id=correlation_id,
     )
     suppression = uow.get(Suppression, new_id)
     assert suppression is not None
     return SuppressionRead.model_validate(suppression)
 
 
-def unsubscribe(uow: TenantUnitOfWork, address: str, actor: Actor) -> bool:
-    """The recipient's own opt-out. Idempotent: True only the first time."""
+def unsubscribe(
+    uow: TenantUnitOfWork, address: str, actor: Actor, *, correlation_id: str | None = None
+) -> bool:
+    """The recipient's own opt-out. Idempotent: True only the first time. `correlation_id`
+    files the event under the journey that caused it (a reply asking to stop)."""
     new_id = _add(uow, SuppressionKind.ADDRESS, address, "unsubscribe", None, actor)
     if new_id is None:
         return False
@@ -134,6 +142,7 @@ def unsubscribe(uow: TenantUnitOfWork, address: str, actor: Actor) -> bool:
         AuditEventType.UNSUBSCRIBED,
         actor,
         {"suppression_id": str(new_id), "reason": "unsubscribe", **fingerprint("address", address)},
+        correlation_id=correlation_id,
     )
     return True
 
@@ -203,8 +212,11 @@ def import_csv(uow: TenantUnitOfWork, data: bytes, actor: Actor) -> SuppressionI
     Columns: `value` (or `email`/`address`/`domain`), optional `kind` and `note`.
     """
     value_column, rows = _rows(data)
-    added = already = 0
     errors: list[ImportRowError] = []
+    # First row per (kind, value) wins; a later one counts as already suppressed, as it would
+    # inserted after the first.
+    entries: dict[tuple[str, str], str | None] = {}
+    valid = 0
     for line, row in rows:
         raw = (row.get(value_column) or "").strip()
         kind_text = (row.get("kind") or "").strip().lower() or None
@@ -226,10 +238,15 @@ def import_csv(uow: TenantUnitOfWork, data: bytes, actor: Actor) -> SuppressionI
         except (ValueError, InvalidAddress) as exc:
             errors.append(ImportRowError(row=line, value=raw[:320], error=_message(exc)))
             continue
-        if _add(uow, kind, value, "import", request.note, actor) is None:
-            already += 1
-        else:
-            added += 1
+        valid += 1
+        entries.setdefault((kind.value, value), request.note)
+    added = repository.insert_suppressions_if_absent(
+        uow,
+        [(kind, value, note) for (kind, value), note in entries.items()],
+        reason="import",
+        created_by=actor.id,
+    )
+    already = valid - added
     report = SuppressionImportReport(
         rows=len(rows), added=added, already_suppressed=already, errors=errors
     )

@@ -451,7 +451,12 @@ def update_journey(update_request: JourneyUpdate) -> None:
             update_request.reason,
             update_request.step_id,
         )
-        if update_request.status in (JourneyStatus.HELD, JourneyStatus.STOPPED):
+        # A reply ends a journey too, and the prospect's audit trail must say so and why.
+        if update_request.status in (
+            JourneyStatus.HELD,
+            JourneyStatus.STOPPED,
+            JourneyStatus.REPLIED,
+        ):
             AuditChain.append(
                 uow,
                 AuditEventType.JOURNEY_ENDED,

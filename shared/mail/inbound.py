@@ -37,9 +37,11 @@ from shared.mail.sending import intent_by_message_id
 
 RECEIVER = Actor(type=ActorType.SYSTEM, id="mail.inbound", display="Mail inbound")
 
-# Larger messages keep only their header section: replies are small, and what makes a large
-# message large (attachments) is not needed to thread or classify it.
+# Larger messages keep their header section and the start of their body: what makes a
+# message large (attachments, a returned original) comes after what threading and
+# classification read, the headers, the text a person wrote and a report's status part.
 MAX_STORED_BYTES = 10 * 1024 * 1024
+KEPT_PREFIX_BYTES = 1024 * 1024
 HEADER_SCAN_BYTES = 256 * 1024
 
 
@@ -79,6 +81,13 @@ def _header_section(raw: bytes) -> bytes:
     return head[: min(ends) + 2] if ends else head
 
 
+def _prefix(raw: bytes) -> bytes:
+    """The start of an oversized message, cut at a line end and never inside its headers."""
+    cut = max(KEPT_PREFIX_BYTES, len(_header_section(raw)))
+    line_end = raw.rfind(b"\n", 0, cut)
+    return raw[: line_end + 1] if line_end > cut // 2 else raw[:cut]
+
+
 def _thread_candidates(parsed: ParsedMessage) -> list[str]:
     """Our Message-IDs this message may answer, most specific first: In-Reply-To, then
     References newest first, then the original a delivery report quotes."""
@@ -103,8 +112,12 @@ def ingest_raw(
     reasons: list[str] = []
     too_large = size > MAX_STORED_BYTES
     if too_large:
-        reasons.append(f"too_large: {size} bytes, over {MAX_STORED_BYTES}; only headers kept")
-    parsed = parse_message(_header_section(raw) if too_large else raw)
+        reasons.append(
+            f"too_large: {size} bytes, over {MAX_STORED_BYTES}; "
+            f"only the first {KEPT_PREFIX_BYTES} kept"
+        )
+    kept = _prefix(raw) if too_large else raw
+    parsed = parse_message(kept)
     dedupe_key = parsed.message_id or "sha256:" + hashlib.sha256(raw).hexdigest()
     intent = intent_by_message_id(uow, _thread_candidates(parsed))
     if intent is None:
@@ -128,7 +141,7 @@ def ingest_raw(
             intent_id=intent.id if intent else None,
             campaign_id=intent.campaign_id if intent else None,
             prospect_id=intent.prospect_id if intent else None,
-            raw=_header_section(raw) if too_large else raw,
+            raw=kept,
             size_bytes=size,
             problems=parsed.problems[:50],
             reason="; ".join(reasons) or None,

@@ -16,7 +16,7 @@ from shared.replies import detectors
 from shared.replies.detectors import Detection
 from shared.replies.linear import ReplyModel
 from shared.replies.model import next_step
-from shared.replies.reduce import message_text, new_text
+from shared.replies.reduce import message_text, new_text, unreadable_share
 from shared.replies.schemas import (
     Evidence,
     ReplyClassification,
@@ -27,6 +27,9 @@ from shared.replies.schemas import (
 
 EXCERPT_CHARS = 300
 AUTOMATED_CONFIDENCE = 0.5
+# Past this share of undecodable or control characters the text is not something a person
+# wrote in a charset we could read; a model's label for it would be noise.
+UNREADABLE_SHARE = 0.2
 
 
 @dataclass(frozen=True)
@@ -184,6 +187,17 @@ def classify_raw(raw: bytes, model: HumanReplyModel | None = None) -> ReplyClass
             version,
             status=ReplyStatus.UNCLASSIFIABLE,
             reason="no new text: empty body, only quoted history, or unreadable content",
+        )
+    if unreadable_share(reduced) > UNREADABLE_SHARE:
+        return _result(
+            ReplyLabel.NEUTRAL,
+            None,
+            0.0,
+            Evidence(excerpt=_excerpt(reduced), signals=problems, source="none"),
+            reduced,
+            version,
+            status=ReplyStatus.UNCLASSIFIABLE,
+            reason="unreadable text: binary content or an undecodable charset",
         )
     if message is not None and detectors.looks_automated(message):
         # A delivery-system message no detector understood is never a prospect's interest.

@@ -24,6 +24,11 @@ from mailparser_reply import EmailReplyParser
 REPLY_LANGUAGES = ["en", "de", "fr", "es", "it", "nl", "pl", "sv", "da", "cs", "ja", "zh", "ko"]
 MAX_BODY_CHARS = 200_000
 MAX_NEW_TEXT_CHARS = 5_000
+# Labels that name a single-byte charset, under which valid non-ASCII UTF-8 is a mislabel.
+_SINGLE_BYTE = frozenset(
+    {"us-ascii", "ascii", "iso-8859-1", "iso8859-1", "latin1", "latin-1", "l1"}
+    | {"iso-8859-15", "latin-9", "windows-1252", "cp1252", "x-unknown", "unknown-8bit"}
+)
 
 # Lines that open a quoted or forwarded copy, in the languages above plus pt, no, fi, ru.
 _QUOTE_HEADERS = [
@@ -87,6 +92,45 @@ def parse(raw: bytes) -> Message | None:
         return None
 
 
+def _utf8(payload: bytes) -> str | None:
+    try:
+        return payload.decode("utf-8")
+    except UnicodeDecodeError:
+        return None
+
+
+def decode_text(payload: bytes, declared: str | None, problems: list[str]) -> str:
+    """`payload` as text, trusting the declared charset only as far as the bytes agree.
+
+    Mislabelled charsets are common in replies: UTF-8 sent as Latin-1 or ASCII (which
+    would read "nächste" as "nÃ¤chste"), Windows-1252 sent as UTF-8, ASCII sent as UTF-16.
+    Bytes that are valid UTF-8 and not plain ASCII are UTF-8 whatever the label says: text
+    in a single-byte charset almost never forms valid multi-byte sequences."""
+    charset = (declared or "utf-8").strip().strip('"').lower()
+    as_utf8 = _utf8(payload)
+    wide = charset.replace("-", "").replace("_", "").startswith(("utf16", "utf32", "ucs"))
+    mislabelled = (not payload.isascii() and charset in _SINGLE_BYTE) or (
+        wide and b"\0" not in payload
+    )
+    if as_utf8 is not None and mislabelled:
+        problems.append(f"wrong charset {charset!r}: the bytes are UTF-8")
+        return as_utf8
+    try:
+        return payload.decode(charset)
+    except LookupError:
+        problems.append(f"unknown charset {charset!r}")
+    except UnicodeDecodeError:
+        problems.append(f"wrong charset {charset!r}: undecodable bytes")
+    if as_utf8 is not None:
+        return as_utf8
+    # Windows-1252 is what mislabelled Western mail nearly always is; it leaves five bytes
+    # undefined, which Latin-1 (defined everywhere) takes care of.
+    try:
+        return payload.decode("cp1252")
+    except UnicodeDecodeError:
+        return payload.decode("latin-1")
+
+
 def decode_part(part: Message, problems: list[str]) -> str:
     """A text part's payload as str, whatever its declared transfer encoding or charset."""
     try:
@@ -96,14 +140,11 @@ def decode_part(part: Message, problems: list[str]) -> str:
         return ""
     if not isinstance(payload, bytes):
         return ""
-    charset = (part.get_content_charset() or "utf-8").strip().lower()
-    for candidate in (charset, "utf-8"):
-        try:
-            return payload.decode(candidate)
-        except (LookupError, UnicodeDecodeError):
-            continue
-    problems.append(f"wrong charset {charset!r}: decoded as latin-1")
-    return payload.decode("latin-1")
+    try:
+        declared = part.get_content_charset()
+    except Exception:  # a malformed Content-Type parameter
+        declared = None
+    return decode_text(payload, declared, problems)
 
 
 def html_to_text(markup: str) -> str:
@@ -156,6 +197,11 @@ def message_text(raw: bytes) -> MessageText:
             plain = decode_part(part, result.problems)
         elif content_type == "text/html" and markup is None:
             markup = decode_part(part, result.problems)
+    boundless = message.get_content_maintype() == "multipart" and not message.is_multipart()
+    if plain is None and markup is None and boundless:
+        # A multipart type without a usable boundary: the parser kept the body whole.
+        result.problems.append("multipart without a boundary: read as text")
+        plain = decode_part(message, result.problems)
     if plain is not None and plain.strip():
         result.body = plain
     elif markup is not None:
@@ -167,6 +213,17 @@ def message_text(raw: bytes) -> MessageText:
             result.body = re.sub(r"<[^>]+>", " ", markup)
     result.body = result.body[:MAX_BODY_CHARS].replace("\r\n", "\n").replace("\r", "\n")
     return result
+
+
+def unreadable_share(text: str) -> float:
+    """The share of characters no person wrote: replacement characters (bytes that did not
+    decode), control characters and private-use code points (bytes decoded with the wrong
+    charset). Whitespace does not count either way."""
+    visible = [c for c in text if not c.isspace()]
+    if not visible:
+        return 0.0
+    bad = sum(1 for c in visible if c == "\ufffd" or unicodedata.category(c) in {"Cc", "Co", "Cs"})
+    return bad / len(visible)
 
 
 def _cut_at_quote(text: str) -> str:

@@ -197,7 +197,7 @@ def classify_inbound(
     if inbound.raw is None or not inbound.raw.strip():
         result = _unclassifiable(result, "empty message")
     if inbound.reason and "too_large" in inbound.reason:
-        result.evidence.signals.append("too-large: headers only")
+        result.evidence.signals.append("too-large: read from the message's first megabyte")
     if (
         result.label is ReplyLabel.OOO
         and intent is not None
@@ -256,7 +256,7 @@ def classify_inbound(
     if effect.intent_event:
         outcome.intent_event_id = _raise_intent(uow, reply_id, inbound, result, correlation_id)
     if effect.suppress:
-        outcome.suppressed = _suppress(uow, result, inbound, intent)
+        outcome.suppressed = _suppress(uow, result, inbound, intent, correlation_id)
     if effect.counts_as_bounce or effect.counts_as_complaint:
         outcome.health_updated = refresh_mailbox_health(uow, inbound.mailbox_id, clock=clock)
     return outcome
@@ -351,11 +351,12 @@ def _suppress(
     result: ReplyClassification,
     inbound: InboundMail,
     intent: SendIntent | None,
+    correlation_id: str | None,
 ) -> list[str]:
     done: list[str] = []
     for address in _targets(result, inbound, intent):
         if result.label is ReplyLabel.UNSUBSCRIBE:
-            suppression.unsubscribe(uow, address, CLASSIFIER)
+            suppression.unsubscribe(uow, address, CLASSIFIER, correlation_id=correlation_id)
         else:
             reason: Literal["bounce", "complaint"] = (
                 "bounce" if result.label is ReplyLabel.BOUNCE else "complaint"
@@ -366,7 +367,10 @@ def _suppress(
                 continue
             try:
                 suppression.add_suppression(
-                    uow, SuppressionCreate(value=address, reason=reason, note=note), CLASSIFIER
+                    uow,
+                    SuppressionCreate(value=address, reason=reason, note=note),
+                    CLASSIFIER,
+                    correlation_id=correlation_id,
                 )
             except (suppression.AlreadySuppressed, suppression.InvalidSuppression):
                 continue
@@ -440,7 +444,7 @@ def relabel(
             evidence=Evidence(**reply.evidence) if reply.evidence else Evidence(source="human"),
             classifier_version="human",
         )
-        _suppress(uow, human, inbound, intent)
+        _suppress(uow, human, inbound, intent, reply.correlation_id)
     return ReplyRead.model_validate(reply)
 
 

@@ -5,6 +5,8 @@ from __future__ import annotations
 
 import uuid
 from collections.abc import Iterator
+from email.message import EmailMessage
+from email.policy import SMTP
 
 import pytest
 from fastapi.testclient import TestClient
@@ -21,7 +23,8 @@ from shared.identity.model import Role
 from shared.llm.offline import OfflineModel
 from shared.llm.router import ModelRouter, TenantModelPolicy
 from shared.mail import sending
-from shared.mail.inbound import ingest_raw
+from shared.mail.inbound import KEPT_PREFIX_BYTES, MAX_STORED_BYTES, ingest_raw
+from shared.mail.orm import InboundMail, SendIntent
 from shared.mail.schemas import SendIntentCreate, SendIntentRead
 from shared.replies import service
 from shared.replies.orm import IntentEvent, Reply, ReplyLabelRecord
@@ -136,6 +139,9 @@ def test_unsubscribe_hard_bounce_and_complaint_suppress_at_once(
         status = suppression.check(uow, RECIPIENT)
         assert status.suppressed
         assert status.reason == {"unsubscribe": "unsubscribe"}.get(label.value, label.value)
+        # Filed under the journey the reply answered, next to the reply itself.
+        kind = "UNSUBSCRIBED" if label is ReplyLabel.UNSUBSCRIBE else "SUPPRESSION_ADDED"
+        assert [e.correlation_id for e in _events(uow, kind)] == [touch.correlation_id]
 
 
 def test_soft_bounces_and_complaints_feed_the_mailbox_health(tenant: MailTenant) -> None:
@@ -196,11 +202,64 @@ def test_a_loop_of_auto_replies_stops_being_acted_on(tenant: MailTenant) -> None
     ],
 )
 def test_bad_input_is_stored_and_classified_or_marked(tenant: MailTenant, raw: bytes) -> None:
-    outcome = _classify(tenant, _ingest(tenant, raw))
+    touch = _touch(tenant)
+    outcome = _classify(tenant, _ingest(tenant, _threaded(raw, touch)))
     assert outcome.created
     if outcome.reply.status is ReplyStatus.UNCLASSIFIABLE:
         assert outcome.reply.reason
     assert 0.0 <= outcome.reply.confidence <= 1.0
+    with tenant_unit_of_work(tenant.id) as uow:
+        # Nothing that arrives makes the platform send: the touch is the only intent.
+        intents = select(SendIntent.id).where(SendIntent.tenant_id == tenant.id)
+        assert list(uow.session.scalars(intents)) == [touch.id]
+
+
+def _with_attachment(text: str, attachment_bytes: int) -> bytes:
+    message = EmailMessage(policy=SMTP)
+    message["From"] = "Pat Buyer <pat@buyer.example>"
+    message["To"] = "sam@sender.example"
+    message["Subject"] = "Re: Quick idea"
+    message["Message-ID"] = f"<{uuid.uuid4().hex}@buyer.example>"
+    message.set_content(text)
+    message.add_attachment(
+        bytes(attachment_bytes), maintype="application", subtype="pdf", filename="deck.pdf"
+    )
+    return message.as_bytes()
+
+
+def test_an_oversized_reply_is_cut_stored_and_still_classified(tenant: MailTenant) -> None:
+    """Over 10 MiB (a deck attached), the stored copy is the first megabyte: enough for the
+    text a person wrote, which comes before the attachment."""
+    touch = _touch(tenant)
+    raw = _threaded(_with_attachment("Yes, let's talk. Does Thursday at 2pm work?", 9 << 20), touch)
+    assert len(raw) > MAX_STORED_BYTES
+    inbound_id = _ingest(tenant, raw)
+    outcome = _classify(tenant, inbound_id)
+    assert outcome.reply.status is ReplyStatus.CLASSIFIED
+    assert outcome.reply.label is ReplyLabel.POSITIVE
+    assert outcome.intent_event_id is not None
+    assert any(s.startswith("too-large") for s in outcome.reply.evidence["signals"])
+    with tenant_unit_of_work(tenant.id) as uow:
+        stored = uow.get(InboundMail, inbound_id)
+        assert stored is not None
+        assert stored.size_bytes == len(raw)
+        assert stored.raw is not None
+        assert len(stored.raw) <= KEPT_PREFIX_BYTES
+        assert stored.reason is not None
+        assert stored.reason.startswith("too_large")
+
+
+def test_an_oversized_bounce_returning_the_whole_original_is_still_a_bounce(
+    tenant: MailTenant,
+) -> None:
+    touch = _touch(tenant)
+    report = dsn("5.1.1", "550 5.1.1 User unknown").replace(
+        b"--b--", b"--b\r\nContent-Type: application/pdf\r\n\r\n" + b"A" * (11 << 20) + b"\r\n--b--"
+    )
+    outcome = _classify(tenant, _ingest(tenant, _threaded(report, touch)))
+    assert (outcome.reply.label, outcome.reply.sub_label) == (ReplyLabel.BOUNCE, "hard")
+    with tenant_unit_of_work(tenant.id) as uow:
+        assert suppression.check(uow, RECIPIENT).suppressed
 
 
 def test_the_router_path_uses_the_offline_answer_when_configured(tenant: MailTenant) -> None:
