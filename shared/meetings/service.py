@@ -70,6 +70,9 @@ from shared.replies.schemas import ReplyLabel
 MEETINGS_ACTOR = Actor(type=ActorType.SYSTEM, id="meeting-booking", display="Meeting booking")
 # Replies that end an open proposal instead of choosing from it.
 DECLINING_LABELS = frozenset({ReplyLabel.OBJECTION.value, ReplyLabel.UNSUBSCRIBE.value})
+# Only a person's answer is read for a pick: an out-of-office note saying "back Monday 9:00"
+# must not book Monday's 09:00 slot.
+CHOOSING_LABELS = frozenset({ReplyLabel.POSITIVE.value, ReplyLabel.NEUTRAL.value})
 TERMINAL = frozenset(MeetingStatus) - OPEN_STATUSES
 
 
@@ -652,6 +655,8 @@ def route_reply(route: MeetingReplyRoute) -> tuple[RoutedReply, str | None]:
                 RoutedReply(routed=True, meeting_id=meeting.id, choice=choice),
                 meeting.orchestration_instance_id,
             )
+        if route.label not in CHOOSING_LABELS:
+            return RoutedReply(routed=False, meeting_id=meeting.id), None
         text = new_text(message_text(inbound.raw or b"").body)
         index = parse_choice(text, _slots(meeting), meeting.time_zone)
         if index is None:

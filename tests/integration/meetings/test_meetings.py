@@ -315,6 +315,12 @@ def test_a_reply_that_picks_a_slot_is_routed_to_the_meeting_once(flow: Flow) -> 
     )
     assert (routed.routed, instance) == (False, None)
 
+    away = _reply(flow.tenant, proposal_message_id, "Out of office until Tuesday 04:00.")
+    routed, instance = service.route_reply(
+        MeetingReplyRoute(tenant_id=flow.tenant_id, inbound_id=away, label="ooo")
+    )
+    assert (routed.routed, instance) == (False, None)
+
     pick = _reply(flow.tenant, proposal_message_id, "Option 3 works for me.")
     route = MeetingReplyRoute(tenant_id=flow.tenant_id, inbound_id=pick, label="positive")
     routed, instance = service.route_reply(route)
