@@ -363,6 +363,43 @@ def insert_suppression_if_absent(
     return inserted
 
 
+_INSERT_SUPPRESSIONS = text(
+    """
+    WITH added AS (
+        INSERT INTO suppressions (id, tenant_id, kind, value, reason, note, created_by)
+        SELECT gen_random_uuid(), :tenant_id, r->>0, r->>1, :reason, r->>2, :created_by
+        FROM jsonb_array_elements(CAST(:rows AS jsonb)) AS r
+        ON CONFLICT (tenant_id, kind, value) DO NOTHING
+        RETURNING 1
+    )
+    SELECT count(*) FROM added
+    """
+)
+
+
+def insert_suppressions_if_absent(
+    uow: TenantUnitOfWork,
+    entries: Sequence[tuple[str, str, str | None]],
+    *,
+    reason: str,
+    created_by: str,
+) -> int:
+    """(kind, value, note) entries with distinct (kind, value), in one statement; returns how
+    many were new (the others this tenant already suppresses)."""
+    if not entries:
+        return 0
+    added = uow.execute(
+        _INSERT_SUPPRESSIONS,
+        {
+            "tenant_id": uow.tenant_id,
+            "rows": json.dumps(entries),
+            "reason": reason,
+            "created_by": created_by,
+        },
+    )
+    return int(added.scalar_one())
+
+
 def list_suppressions(
     uow: TenantUnitOfWork,
     *,

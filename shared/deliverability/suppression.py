@@ -213,8 +213,8 @@ def import_csv(uow: TenantUnitOfWork, data: bytes, actor: Actor) -> SuppressionI
     """
     value_column, rows = _rows(data)
     errors: list[ImportRowError] = []
-    # First row per (kind, value) wins; a later one counts as already suppressed, as it would
-    # inserted after the first.
+    # The first row per (kind, value) is the one stored; a repeat counts as already
+    # suppressed, as when each row was inserted on its own.
     entries: dict[tuple[str, str], str | None] = {}
     valid = 0
     for line, row in rows:
