@@ -49,6 +49,8 @@ def list_meetings(
     prospect_id: uuid.UUID | None = None,
     campaign_id: uuid.UUID | None = None,
 ) -> MeetingPage:
+    """Booking flows, oldest first: proposed slots (UTC and the prospect's zone), the choice,
+    the calendar event and the deal it advanced."""
     return service.list_meetings(
         ctx.uow,
         cursor=cursor,
@@ -64,11 +66,13 @@ def get_meeting(
     meeting_id: uuid.UUID,
     ctx: Annotated[TenantContext, require_permission(Permission.MEETINGS_READ)],
 ) -> MeetingRead:
+    """One booking flow."""
     return service.get_meeting(ctx.uow, meeting_id)
 
 
 @router.get("/meetings/book/{token}", response_class=HTMLResponse)
 def booking_page(token: str, _: Annotated[None, public_endpoint()]) -> HTMLResponse:
+    """The proposal's options as a form (public: the signed link is the credential)."""
     meeting = service.proposal_by_link(token)
     buttons = "".join(
         f'<p><button type="submit" name="option" value="{n}">{html.escape(slot.label)}</button></p>'
@@ -87,6 +91,7 @@ def book_by_link(
     option: Annotated[int, Form(ge=1, le=10)],
     _: Annotated[None, public_endpoint()],
 ) -> HTMLResponse:
+    """Pick option `option` (1-based) of the proposal, once; the booking follows."""
     meeting, choice = service.choose_by_link(token, option)
     raise_event(meeting.orchestration_instance_id, "slot_chosen", choice.model_dump(mode="json"))
     chosen = meeting.proposed_slots[option - 1]
