@@ -489,3 +489,42 @@ def test_meetings_api_and_the_booking_link(client: TestClient, flow: Flow) -> No
     document = client.get("/openapi.json").json()
     assert document["paths"]["/v1/meetings"]["get"]["x-asep-permission"] == "meetings:read"
     assert document["paths"]["/v1/meetings/book/{token}"]["post"]["x-asep-permission"] == "public"
+
+
+def test_the_invitation_passes_the_gate_too(flow: Flow) -> None:
+    meeting_id = _open(flow)
+    token = _token(_sent_text(flow, _propose(flow, meeting_id).intent_id))
+    service.choose_by_link(token, 1, now=NOW)
+    with tenant_unit_of_work(flow.tenant_id) as uow:
+        add_suppression(
+            uow, SuppressionCreate(value=PROSPECT), Actor(type=ActorType.SYSTEM, id="tests")
+        )
+    held = service.book(
+        BookMeeting(tenant_id=flow.tenant_id, meeting_id=meeting_id, round=1, index=0)
+    )
+    assert held.outcome is StepOutcome.HELD
+    assert _meeting(flow, meeting_id).status == "held"
+    with tenant_unit_of_work(flow.tenant_id) as uow:
+        assert events_between(uow, flow.tenant.mailbox_id, NOW, NOW + timedelta(days=30)) == []
+
+
+def test_a_booking_interrupted_after_the_calendar_call_completes_once(flow: Flow) -> None:
+    meeting_id = _open(flow)
+    token = _token(_sent_text(flow, _propose(flow, meeting_id).intent_id))
+    service.choose_by_link(token, 1, now=NOW)
+    request = BookMeeting(tenant_id=flow.tenant_id, meeting_id=meeting_id, round=1, index=0)
+    first = service.book(request)
+    # As if the activity died after the provider created the event, before its last commit:
+    # the calendar now shows the slot busy with our own event.
+    with tenant_unit_of_work(flow.tenant_id) as uow:
+        meeting = uow.get(Meeting, meeting_id)
+        assert meeting is not None
+        meeting.status = "booking"
+    again = service.book(request)
+    assert (again.outcome, again.calendar_event_uid) == (
+        StepOutcome.DONE,
+        first.calendar_event_uid,
+    )
+    with tenant_unit_of_work(flow.tenant_id) as uow:
+        assert len(events_between(uow, flow.tenant.mailbox_id, NOW, NOW + timedelta(days=30))) == 1
+    assert _meeting(flow, meeting_id).status == "booked"
