@@ -35,7 +35,7 @@ from shared.execution.orm import CampaignMember
 from shared.execution.service import sender_profile
 from shared.identity.orm import Tenant
 from shared.mail import sending
-from shared.mail.factory import MailboxRef
+from shared.mail.factory import MailboxRef, MailProviderNotAvailable
 from shared.mail.orm import InboundMail, SendIntent
 from shared.mail.schemas import SendIntentCreate, SendStatus
 from shared.meetings import repository
@@ -309,9 +309,13 @@ def propose(request: ProposeMeeting, now: datetime | None = None) -> ProposalRes
             return ProposalResult(outcome=StepOutcome.HELD, reasons=[meeting.status_reason or ""])
         mailbox = uow.get(Mailbox, meeting.mailbox_id)
         assert mailbox is not None
-        calendar = calendar_for(request.tenant_id, MailboxRef.of(mailbox))
+        mailbox_ref = MailboxRef.of(mailbox)
         hours = meeting_hours(uow, mailbox.id)
     rules = hours.rules()
+    try:
+        calendar = calendar_for(request.tenant_id, mailbox_ref)
+    except MailProviderNotAvailable as exc:
+        return _hold(request.tenant_id, request.meeting_id, str(exc))
     try:
         busy = calendar.free_busy(moment, moment + timedelta(days=rules.horizon_days + 1))
     except CalendarError as exc:

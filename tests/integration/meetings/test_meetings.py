@@ -528,3 +528,16 @@ def test_a_booking_interrupted_after_the_calendar_call_completes_once(flow: Flow
     with tenant_unit_of_work(flow.tenant_id) as uow:
         assert len(events_between(uow, flow.tenant.mailbox_id, NOW, NOW + timedelta(days=30))) == 1
     assert _meeting(flow, meeting_id).status == "booked"
+
+
+def test_a_mailbox_without_a_calendar_adapter_holds_the_meeting(flow: Flow) -> None:
+    graph = flow.tenant.add_mailbox("graph")
+    with tenant_unit_of_work(flow.tenant_id) as uow:
+        meeting = uow.get(Meeting, _open(flow))
+        assert meeting is not None
+        meeting.mailbox_id = graph
+        meeting_id = meeting.id
+    held = _propose(flow, meeting_id)
+    assert held.outcome is StepOutcome.HELD
+    assert "calendar adapter" in held.reasons[0]
+    assert _meeting(flow, meeting_id).status == "held"
