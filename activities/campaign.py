@@ -125,7 +125,7 @@ async def enrol_batch(
     await asyncio.to_thread(service.assign_instances, batch.tenant_id, batch.campaign_id, started)
     orchestrations = DurableOrchestrations(client)
     for journey in journeys:
-        await orchestrations.start(
+        await orchestrations.start_once(
             "prospect_sequence", journey.instance_id, journey.model_dump(mode="json")
         )
     await asyncio.to_thread(service.mark_enrolled, batch.tenant_id, batch.campaign_id, started)

@@ -66,7 +66,7 @@ async def start_meeting_booking(
     payload: dict[str, Any], client: df.DurableOrchestrationClient
 ) -> str:
     """Start meeting_booking for the reply, with its deterministic id (`meeting:{inbound}`);
-    a retried start finds it running, and a finished one ends at its first step."""
+    a retried start finds it and starts nothing."""
     ask = StartMeeting.model_validate(payload)
     settings = get_settings()
     flow = MeetingBookingInput(
@@ -76,7 +76,7 @@ async def start_meeting_booking(
         choice_timeout_seconds=settings.meeting_choice_timeout_seconds,
         max_proposals=settings.meeting_max_proposals,
     )
-    await DurableOrchestrations(client).start(
+    await DurableOrchestrations(client).start_once(
         "meeting_booking", flow.instance_id, flow.model_dump(mode="json")
     )
     return flow.instance_id

@@ -34,7 +34,8 @@ def _start(orchestrator: str, instance_id: str, payload: dict[str, Any]) -> None
     if client is None:
         log.warning("no durable client in this request: %s not started", instance_id)
         return
-    anyio.from_thread.run(DurableOrchestrations(client).start, orchestrator, instance_id, payload)
+    orchestrations = DurableOrchestrations(client)
+    anyio.from_thread.run(orchestrations.start_once, orchestrator, instance_id, payload)
 
 
 def _raise(instance_id: str, event: str, payload: dict[str, Any]) -> None:

@@ -1,14 +1,12 @@
 """The orchestrations port: start instances and raise events (ARCHITECTURE.md §6).
 
 The durable implementation wraps the Functions host's `DurableOrchestrationClient`, which an
-HTTP function or activity receives through its `durable_client_input` binding; the in-memory
-fake records calls for tests.
+HTTP function or activity receives through its `durable_client_input` binding.
 """
 
 from __future__ import annotations
 
 import logging
-from dataclasses import dataclass, field
 from typing import Any, Protocol
 
 log = logging.getLogger(__name__)
@@ -16,7 +14,15 @@ log = logging.getLogger(__name__)
 
 class Orchestrations(Protocol):
     async def start(self, orchestrator: str, instance_id: str, payload: dict[str, Any]) -> bool:
-        """Start `instance_id`; False when it is already running (enrolment is idempotent)."""
+        """Start `instance_id`; False when it is already running. A finished instance starts
+        again: a campaign run restarted after it ended."""
+        ...
+
+    async def start_once(
+        self, orchestrator: str, instance_id: str, payload: dict[str, Any]
+    ) -> bool:
+        """Start `instance_id` unless it exists in any state: one journey per member, one flow
+        per message, however often a retried caller asks."""
         ...
 
     async def raise_event(self, instance_id: str, event: str, payload: dict[str, Any]) -> None:
@@ -32,6 +38,15 @@ class DurableOrchestrations:
         status = await self._client.get_status(instance_id)
         running = getattr(status, "runtime_status", None)
         if running is not None and running.value in ("Running", "Pending", "Suspended"):
+            return False
+        await self._client.start_new(orchestrator, instance_id, payload)
+        return True
+
+    async def start_once(
+        self, orchestrator: str, instance_id: str, payload: dict[str, Any]
+    ) -> bool:
+        status = await self._client.get_status(instance_id)
+        if getattr(status, "runtime_status", None) is not None:
             return False
         await self._client.start_new(orchestrator, instance_id, payload)
         return True
@@ -53,18 +68,3 @@ class DurableOrchestrations:
                 log.info("event %s for %s not delivered: %s", event, instance_id, message)
                 return
             raise
-
-
-@dataclass
-class InMemoryOrchestrations:
-    started: dict[str, tuple[str, dict[str, Any]]] = field(default_factory=dict)
-    events: list[tuple[str, str, dict[str, Any]]] = field(default_factory=list)
-
-    async def start(self, orchestrator: str, instance_id: str, payload: dict[str, Any]) -> bool:
-        if instance_id in self.started:
-            return False
-        self.started[instance_id] = (orchestrator, payload)
-        return True
-
-    async def raise_event(self, instance_id: str, event: str, payload: dict[str, Any]) -> None:
-        self.events.append((instance_id, event, payload))
