@@ -12,19 +12,16 @@ from __future__ import annotations
 import base64
 import hashlib
 import hmac
-import os
-import secrets
 import uuid
 from dataclasses import dataclass
 from functools import lru_cache
-from pathlib import Path
 from urllib.parse import quote
 
 from shared.config import Environment, Settings, get_settings
+from shared.secrets.local_keys import local_signing_key
 
 _VERSION = 1
 _CONTEXT = b"asep-unsubscribe-v1\x00"
-_KEY_BYTES = 32
 ONE_CLICK_BODY = "List-Unsubscribe=One-Click"
 
 
@@ -77,34 +74,13 @@ class UnsubscribeSigner:
         return UnsubscribeClaim(uuid.UUID(bytes=payload[1:17]), address)
 
 
-def _local_key(path: Path) -> bytes:
-    """Read the generated key, creating it (0600, atomically) on first use."""
-    try:
-        return bytes.fromhex(path.read_text().strip())
-    except FileNotFoundError:
-        pass
-    path.parent.mkdir(parents=True, exist_ok=True)
-    candidate = path.with_suffix(f".{os.getpid()}.tmp")
-    fd = os.open(candidate, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-    with os.fdopen(fd, "w") as handle:
-        handle.write(secrets.token_hex(_KEY_BYTES))
-    try:
-        # link() fails if another process created the key first; then theirs is the key.
-        os.link(candidate, path)
-    except FileExistsError:
-        pass
-    finally:
-        candidate.unlink()
-    return bytes.fromhex(path.read_text().strip())
-
-
 def signer_from_settings(settings: Settings) -> UnsubscribeSigner:
     if settings.unsubscribe_secret is not None:
         secret = settings.unsubscribe_secret.get_secret_value()
         return UnsubscribeSigner(secret.encode("utf-8"))
     if settings.env is Environment.AZURE:
         raise RuntimeError("ASEP_UNSUBSCRIBE_SECRET is required in Azure")
-    return UnsubscribeSigner(_local_key(settings.unsubscribe_secret_file))
+    return UnsubscribeSigner(local_signing_key(settings.unsubscribe_secret_file))
 
 
 @lru_cache(maxsize=1)

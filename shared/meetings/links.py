@@ -19,7 +19,7 @@ from functools import lru_cache
 from urllib.parse import quote
 
 from shared.config import Environment, Settings, get_settings
-from shared.deliverability.unsubscribe import _local_key
+from shared.secrets.local_keys import local_signing_key
 
 _VERSION = 1
 _CONTEXT = b"asep-meeting-link-v1\x00"
@@ -92,7 +92,7 @@ def signer_from_settings(settings: Settings) -> BookingLinkSigner:
         return BookingLinkSigner(settings.meeting_link_secret.get_secret_value().encode("utf-8"))
     if settings.env is Environment.AZURE:
         raise RuntimeError("ASEP_MEETING_LINK_SECRET is required in Azure")
-    return BookingLinkSigner(_local_key(settings.meeting_link_secret_file))
+    return BookingLinkSigner(local_signing_key(settings.meeting_link_secret_file))
 
 
 @lru_cache(maxsize=1)
