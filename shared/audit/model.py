@@ -30,10 +30,34 @@ def _plain_json(value: Any) -> bool:
     I-JSON range, and object keys whose UTF-16 order differs from code-point order (only
     possible with non-ASCII keys). Everything else (escaping, separators, sorting ASCII
     keys) is identical, and `json` is ~4x faster than the pure-Python canonicalizer.
+
+    Exact type checks first (every audited action walks its payload here); subclasses
+    such as enums take `_plain_json_any`.
     """
-    if value is None or value is True or value is False or isinstance(value, str):
+    kind = type(value)
+    if kind is str or value is None or kind is bool:
         return True
-    if isinstance(value, int):
+    if kind is dict:
+        for key, item in value.items():
+            if type(key) is not str or not key.isascii():
+                return False
+            item_kind = type(item)
+            if item_kind is str or item is None or item_kind is bool:
+                continue
+            if not _plain_json(item):
+                return False
+        return True
+    if kind is int:
+        return bool(-_MAX_SAFE_INT <= value <= _MAX_SAFE_INT)
+    if kind is list or kind is tuple:
+        return all(_plain_json(item) for item in value)
+    return _plain_json_any(value)
+
+
+def _plain_json_any(value: Any) -> bool:
+    if isinstance(value, str):
+        return True
+    if isinstance(value, int) and not isinstance(value, bool):
         return -_MAX_SAFE_INT <= value <= _MAX_SAFE_INT
     if isinstance(value, dict):
         return all(

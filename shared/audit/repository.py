@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import json
 import uuid
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from functools import lru_cache
@@ -154,6 +154,10 @@ class Companion:
 
 class Executes(Protocol):
     def execute(self, statement: Any, params: dict[str, Any] | None = None) -> Any: ...
+
+    def fetch_one(
+        self, statement: TextClause, params: Mapping[str, Any]
+    ) -> tuple[Any, ...] | None: ...
 
 
 @dataclass(frozen=True, slots=True)
@@ -344,10 +348,12 @@ class ChainStore:
             if clash or companion.params.get("tenant_id", self.tenant_id) != self.tenant_id:
                 raise ValueError(f"companion parameters clash with the append's: {clash}")
             values |= companion.params
-        row = self._db.execute(sql, values).one_or_none()
+        # On the driver connection: this statement runs once per audited action.
+        row = self._db.fetch_one(sql, values)
         if row is None:  # the chain's first event: create its head, then append
             self.lock_head()
-            row = self._db.execute(sql, values).one()
+            row = self._db.fetch_one(sql, values)
+            assert row is not None
         return row[0], row[1], row[2], row[3], tuple(row[4:])
 
     def to_record(self, row: Row[Any] | Any) -> ChainRecord:

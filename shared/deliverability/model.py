@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import uuid
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from enum import StrEnum
@@ -42,6 +43,24 @@ class SuppressionKind(StrEnum):
 
 class InvalidAddress(ValueError):
     pass
+
+
+@dataclass(frozen=True, slots=True)
+class MailboxSnapshot:
+    """A mailbox's sending state as one send reads it (the gate, with its other reads)."""
+
+    id: uuid.UUID
+    address: str
+    provider: str
+    time_zone: str
+    status: str
+    daily_cap: int
+    hourly_cap: int
+    new_recipients_cap: int
+    health_score: float
+    health_status: str
+    bounce_rate: float
+    complaint_rate: float
 
 
 def normalize_address(raw: str) -> str:

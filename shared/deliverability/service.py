@@ -15,7 +15,7 @@ import uuid
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from typing import Any
+from typing import Any, Protocol
 
 from sqlalchemy.exc import IntegrityError
 
@@ -47,6 +47,25 @@ from shared.deliverability.schemas import (
 from shared.errors import Conflict, NotFound
 
 Clock = Callable[[], datetime]
+
+
+class SendingMailbox(Protocol):
+    """What caps and reservations read of a mailbox: the ORM row or a `MailboxSnapshot`."""
+
+    @property
+    def id(self) -> uuid.UUID: ...
+    @property
+    def time_zone(self) -> str: ...
+    @property
+    def status(self) -> str: ...
+    @property
+    def health_status(self) -> str: ...
+    @property
+    def daily_cap(self) -> int: ...
+    @property
+    def hourly_cap(self) -> int: ...
+    @property
+    def new_recipients_cap(self) -> int: ...
 
 
 def utc_now() -> datetime:
@@ -122,7 +141,7 @@ def record_health(
 
 
 def mailbox_caps(
-    mailbox: Mailbox,
+    mailbox: SendingMailbox,
     *,
     campaign_daily: int | None = None,
     tenant_daily: int | None = None,
@@ -150,7 +169,7 @@ def mailbox_caps(
 
 
 def counter_keys(
-    mailbox: Mailbox,
+    mailbox: SendingMailbox,
     campaign_id: uuid.UUID | None,
     now: datetime,
     *,
@@ -200,7 +219,7 @@ def _cap_for(scope: CapScope, caps: SendCaps) -> int | None:
 
 def usage(
     uow: TenantUnitOfWork,
-    mailbox: Mailbox,
+    mailbox: SendingMailbox,
     campaign_id: uuid.UUID | None,
     clock: Clock = utc_now,
 ) -> MailboxUsage:
@@ -222,7 +241,7 @@ class PlannedReservation:
     send decision's audit event); `complete_reservation` reads what it did."""
 
     reservation_id: uuid.UUID
-    mailbox: Mailbox
+    mailbox: SendingMailbox
     recipient: str
     campaign_id: uuid.UUID | None
     caps: SendCaps
@@ -233,15 +252,24 @@ class PlannedReservation:
 def plan_reservation(
     uow: TenantUnitOfWork,
     *,
-    mailbox: Mailbox,
+    mailbox: SendingMailbox,
     recipient: str,
     campaign_id: uuid.UUID | None,
     caps: SendCaps,
     clock: Clock = utc_now,
+    keys: Sequence[CounterKey] | None = None,
 ) -> PlannedReservation | None:
     """The reservation `reserve_send_slot` would make, as a companion write; None when a
-    scope's cap is zero (then call `reserve_send_slot`, which refuses without writing)."""
-    wanted = counter_keys(mailbox, campaign_id, clock(), new_recipient=True)
+    scope's cap is zero (then call `reserve_send_slot`, which refuses without writing).
+
+    `keys`: the counters `counter_keys(mailbox, campaign_id, now, new_recipient=True)` gave
+    the caller a moment ago (the gate read their values for the same decision), so the slot
+    is taken in the windows the decision saw."""
+    wanted = (
+        list(keys)
+        if keys is not None
+        else counter_keys(mailbox, campaign_id, clock(), new_recipient=True)
+    )
     limits = [_cap_for(key.scope, caps) for key in wanted]
     if any(cap is not None and cap <= 0 for cap in limits):
         return None
@@ -298,7 +326,7 @@ def complete_reservation(
 def reserve_send_slot(
     uow: TenantUnitOfWork,
     *,
-    mailbox: Mailbox,
+    mailbox: SendingMailbox,
     recipient: str,
     campaign_id: uuid.UUID | None,
     caps: SendCaps,
@@ -321,7 +349,7 @@ def reserve_send_slot(
 
 def _give_back(
     uow: TenantUnitOfWork,
-    mailbox: Mailbox,
+    mailbox: SendingMailbox,
     recipient: str,
     caps: SendCaps,
     keys: list[CounterKey],
@@ -347,7 +375,7 @@ def _give_back(
 
 def _reserve_with_closed_scope(
     uow: TenantUnitOfWork,
-    mailbox: Mailbox,
+    mailbox: SendingMailbox,
     recipient: str,
     campaign_id: uuid.UUID | None,
     caps: SendCaps,

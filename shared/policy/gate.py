@@ -22,6 +22,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime
 from enum import StrEnum
+from functools import lru_cache
 from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
@@ -36,10 +37,16 @@ from shared.campaigns.schemas import CampaignMode, CampaignSettings
 from shared.config import get_settings
 from shared.db.unit_of_work import TenantUnitOfWork
 from shared.deliverability import service as caps
-from shared.deliverability.model import CapScope, domain_and_parents, domain_of, normalize_address
-from shared.deliverability.orm import Mailbox
+from shared.deliverability.model import (
+    CapScope,
+    MailboxSnapshot,
+    domain_and_parents,
+    domain_of,
+    normalize_address,
+)
 from shared.deliverability.schemas import (
     CapRefusal,
+    CounterKey,
     MailboxUsage,
     Reservation,
     SuppressionStatus,
@@ -132,21 +139,24 @@ class GateMailboxNotFound(NotFound):
 # few hundred sends per second every round trip shows. Only the switch row is locked: after
 # waiting for an activation, its new state is what the decision sees, while the other reads
 # are as of the statement's start, as if they had been made just before the lock.
-_MAILBOX_COLUMNS = tuple(
-    (attribute.key, attribute.columns[0].name) for attribute in Mailbox.__mapper__.column_attrs
-)
+# Columns by position (the statement runs on the driver connection, rows are tuples): the
+# guard's four, then the mailbox's in `MailboxSnapshot` order, then the rest.
+_GUARD_WIDTH = 4
+_MAILBOX_FIELDS = tuple(MailboxSnapshot.__dataclass_fields__)
+_MAILBOX_END = _GUARD_WIDTH + len(_MAILBOX_FIELDS)
+_TIME_ZONE_AT = _GUARD_WIDTH + _MAILBOX_FIELDS.index("time_zone")
 _SEND_CONTEXT = text(
     f"""
     SELECT
       {policy_repository.GUARD_COLUMNS},
-      {", ".join(f"m.{name} AS mailbox_{name}" for _, name in _MAILBOX_COLUMNS)},
-      (SELECT t.settings FROM tenants t WHERE t.id = :tenant_id) AS settings,
-      (SELECT t.plan FROM tenants t WHERE t.id = :tenant_id) AS plan,
-      (SELECT coalesce(json_object_agg(c.scope, c.used), '{{}}'::json) FROM send_counters c
-        WHERE c.tenant_id = :tenant_id
-          AND (c.scope, c.scope_key, c.window_start) IN (
-            SELECT * FROM jsonb_to_recordset(CAST(:keys AS jsonb))
-                     AS k(scope text, scope_key text, window_start timestamptz))) AS counters,
+      {", ".join(f"m.{name}" for name in _MAILBOX_FIELDS)},
+      t.settings, t.plan,
+      (SELECT coalesce(json_object_agg(c.scope, c.used), '{{}}'::json)
+         FROM jsonb_to_recordset(CAST(:keys AS jsonb))
+              AS w(scope text, scope_key text, window_start timestamptz)
+         JOIN send_counters c
+           ON c.tenant_id = :tenant_id AND c.scope = w.scope AND c.scope_key = w.scope_key
+          AND c.window_start = w.window_start) AS counters,
       (SELECT json_build_object('id', s.id, 'kind', s.kind, 'reason', s.reason)
          FROM suppressions s
         WHERE s.tenant_id = :tenant_id
@@ -159,6 +169,7 @@ _SEND_CONTEXT = text(
                  AND r.address = :address) AS contacted
     FROM {policy_repository.GUARD_FROM}
     LEFT JOIN mailboxes m ON m.tenant_id = k.tenant_id AND m.id = :mailbox_id
+    LEFT JOIN tenants t ON t.id = k.tenant_id
     WHERE {policy_repository.GUARD_WHERE}
     {policy_repository.GUARD_LOCK}
     """
@@ -168,6 +179,9 @@ _SEND_CONTEXT = text(
 # mailbox and is repeated, once, when the row says otherwise.
 _TIME_ZONES: dict[uuid.UUID, str] = {}
 _TIME_ZONES_MAX = 10_000
+# Validating an address costs ~0.1 ms, follow-ups go to the same addresses again, and the
+# result depends on the string alone (errors are not cached).
+_normalized_address = lru_cache(maxsize=8_192)(normalize_address)
 
 
 @dataclass(frozen=True)
@@ -177,6 +191,9 @@ class _SendContext:
     usage: MailboxUsage
     suppression: SuppressionStatus
     previously_contacted: bool
+    # The windows `usage` was read in (the mailbox's zone, the decision's clock reading):
+    # the reservation takes its slot in the same ones.
+    counter_keys: list[CounterKey]
 
 
 def _read_send_context(
@@ -186,9 +203,9 @@ def _read_send_context(
     recipient: str,
     campaign_id: uuid.UUID | None,
     now: datetime,
-) -> Any | None:
+) -> tuple[tuple[Any, ...] | None, list[CounterKey]]:
     keys = caps.mailbox_counter_keys(mailbox_id, zone, campaign_id, now, new_recipient=True)
-    return uow.execute(
+    row = uow.fetch_one(
         _SEND_CONTEXT,
         {
             "tenant_id": uow.tenant_id,
@@ -206,7 +223,8 @@ def _read_send_context(
                 ]
             ),
         },
-    ).one_or_none()
+    )
+    return row, keys
 
 
 def _send_context(
@@ -215,35 +233,33 @@ def _send_context(
     recipient: str,
     campaign_id: uuid.UUID | None,
     now: datetime,
-) -> tuple[DecisionGuard, Mailbox, _SendContext]:
+) -> tuple[DecisionGuard, MailboxSnapshot, _SendContext]:
     zone = _TIME_ZONES.get(mailbox_id, "UTC")
-    row = _read_send_context(uow, mailbox_id, zone, recipient, campaign_id, now)
+    row, keys = _read_send_context(uow, mailbox_id, zone, recipient, campaign_id, now)
     if row is None:
         policy_repository.create_tenant_switch(uow)
-        row = _read_send_context(uow, mailbox_id, zone, recipient, campaign_id, now)
+        row, keys = _read_send_context(uow, mailbox_id, zone, recipient, campaign_id, now)
         assert row is not None  # the switch row exists now
-    while row.mailbox_id is not None and row.mailbox_time_zone != zone:
+    while row[_GUARD_WIDTH] is not None and row[_TIME_ZONE_AT] != zone:
         if len(_TIME_ZONES) >= _TIME_ZONES_MAX:
             _TIME_ZONES.clear()
-        zone = _TIME_ZONES[mailbox_id] = row.mailbox_time_zone
-        row = _read_send_context(uow, mailbox_id, zone, recipient, campaign_id, now)
+        zone = _TIME_ZONES[mailbox_id] = row[_TIME_ZONE_AT]
+        row, keys = _read_send_context(uow, mailbox_id, zone, recipient, campaign_id, now)
         assert row is not None
-    tenant_active, active_pack = policy_repository.guard_from_row(row)
+    tenant_active, active_pack = policy_repository.guard_from_values(*row[:_GUARD_WIDTH])
     guard = guard_after_lock(uow, campaign_id, tenant_active, active_pack)
-    if row.mailbox_id is None:
+    if row[_GUARD_WIDTH] is None:
         raise GateMailboxNotFound()
-    if row.plan is None:
+    settings, plan, used, found, contacted = row[_MAILBOX_END:]
+    if plan is None:
         raise NotFound("Tenant not found.")
-    # Detached: read only for its values, never added to the session.
-    mailbox = Mailbox(**{key: getattr(row, f"mailbox_{name}") for key, name in _MAILBOX_COLUMNS})
-    used: dict[str, int] = row.counters
-    found = row.suppression
+    mailbox = MailboxSnapshot(*row[_GUARD_WIDTH:_MAILBOX_END])
     return (
         guard,
         mailbox,
         _SendContext(
-            tenant_settings=dict(row.settings or {}),
-            tenant_plan=row.plan,
+            tenant_settings=dict(settings or {}),
+            tenant_plan=plan,
             usage=MailboxUsage(
                 sent_today=used.get(CapScope.MAILBOX_DAY.value, 0),
                 sent_this_hour=used.get(CapScope.MAILBOX_HOUR.value, 0),
@@ -259,7 +275,8 @@ def _send_context(
                 reason=found["reason"],
                 suppression_id=uuid.UUID(found["id"]),
             ),
-            previously_contacted=bool(row.contacted),
+            previously_contacted=bool(contacted),
+            counter_keys=keys,
         ),
     )
 
@@ -301,7 +318,7 @@ def build_policy_input(
     request: SendRequest,
     actor: Actor,
     *,
-    mailbox: Mailbox,
+    mailbox: MailboxSnapshot,
     recipient: str,
     kill_switches: tuple[bool, bool],
     context: _SendContext,
@@ -392,7 +409,7 @@ class _Gathered:
     policy_input: PolicyInput
     guard: DecisionGuard
     recipient: str
-    mailbox: Mailbox
+    mailbox: MailboxSnapshot
     context: _SendContext
     campaign: Campaign | None
 
@@ -400,7 +417,7 @@ class _Gathered:
 def _gather(uow: TenantUnitOfWork, request: SendRequest, actor: Actor, clock: Clock) -> _Gathered:
     """Everything both policy runs read, in one pass: the policy input and what made it."""
     try:
-        recipient = normalize_address(request.recipient)
+        recipient = _normalized_address(request.recipient)
     except ValueError as exc:
         raise GateRequestInvalid(f"recipient: {exc}") from exc
     guard, mailbox, context = _send_context(
@@ -454,6 +471,7 @@ def check_send(
         campaign_id=request.campaign_id,
         caps=send_caps,
         clock=clock,
+        keys=gathered.context.counter_keys,
     )
     reserved: Reservation | CapRefusal
     if plan is None:

@@ -121,7 +121,7 @@ def decision_row(
     pack_version_id: uuid.UUID | None,
     action_type: str,
     stage: str,
-    policy_input: dict[str, Any],
+    policy_input_json: str,
     input_hash: str,
     outcome: dict[str, Any],
     matched_rules: list[str],
@@ -138,7 +138,7 @@ def decision_row(
             "decision_pack_version_id": pack_version_id,
             "decision_action_type": action_type,
             "decision_stage": stage,
-            "decision_input": json.dumps(policy_input),
+            "decision_input": policy_input_json,
             "decision_input_hash": input_hash,
             "decision_outcome": json.dumps(outcome),
             "decision_matched": matched_rules,
@@ -207,12 +207,22 @@ def create_tenant_switch(uow: TenantUnitOfWork) -> None:
 
 def guard_from_row(row: Any) -> tuple[bool, ActiveRef | None]:
     """(switch active, active pack) from a row with `GUARD_COLUMNS`."""
+    return guard_from_values(row.switch_active, row.pack_version_id, row.pack_id, row.pack_version)
+
+
+def guard_from_values(
+    switch_active: bool | None,
+    pack_version_id: uuid.UUID | None,
+    pack_id: str | None,
+    pack_version: int | None,
+) -> tuple[bool, ActiveRef | None]:
+    """`guard_from_row` from the four `GUARD_COLUMNS` values, in order."""
     active = (
-        ActiveRef(version_id=row.pack_version_id, pack_id=row.pack_id, version=row.pack_version)
-        if row.pack_version_id is not None
+        ActiveRef(version_id=pack_version_id, pack_id=str(pack_id), version=int(pack_version or 0))
+        if pack_version_id is not None
         else None
     )
-    return bool(row.switch_active), active
+    return bool(switch_active), active
 
 
 def lock_tenant_switch_for_share(uow: TenantUnitOfWork) -> bool:

@@ -162,12 +162,17 @@ class PolicyInput(_Input):
 
 
 class Reason(BaseModel):
+    # Frozen: evaluations share one instance per rule (see model.CompiledRule).
+    model_config = ConfigDict(frozen=True)
+
     rule_id: str
     effect: Effect
     text: str
 
 
 class RuleTrace(BaseModel):
+    model_config = ConfigDict(frozen=True)
+
     rule_id: str
     matched: bool
     effect: Effect

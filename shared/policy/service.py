@@ -28,6 +28,7 @@ from shared.policy.model import (
     changed_fields,
     compile_pack,
     evaluate,
+    evaluate_input,
     matched_rules,
     outcome_label,
     summarize,
@@ -249,6 +250,8 @@ class PreparedDecision:
     policy_input: PolicyInput
     pack: CompiledPack
     version_id: uuid.UUID | None
+    # The input's RFC 8785 JSON, which the decision's input hash is the hash of.
+    canonical_input: bytes
 
 
 def prepare_decision(
@@ -258,7 +261,10 @@ def prepare_decision(
     (or taken from `guard`, see `decide`). Nothing is written: record it before acting."""
     effective, guard = _with_kill_switches(uow, policy_input, guard)
     pack, version_id = _compiled_active(uow, guard.active_pack)
-    return PreparedDecision(evaluate(pack, effective), effective, pack, version_id)
+    evaluation = evaluate_input(pack, effective)
+    return PreparedDecision(
+        evaluation.decision, effective, pack, version_id, evaluation.canonical_input
+    )
 
 
 def record_decision(
@@ -275,7 +281,6 @@ def record_decision(
         prepared.pack,
         prepared.version_id,
     )
-    activation = effective.activation()
     summary = summarize(decision)
     matched = matched_rules(decision)
     decision_id = uuid.uuid4()
@@ -287,7 +292,7 @@ def record_decision(
         pack_version_id=version_id,
         action_type=effective.action.type.value,
         stage=effective.action.stage.value,
-        policy_input=activation,
+        policy_input_json=prepared.canonical_input.decode(),
         input_hash=decision.input_hash,
         outcome=summary,
         matched_rules=matched,
@@ -310,7 +315,10 @@ def record_decision(
             "action": {"type": effective.action.type.value, "stage": effective.action.stage.value},
             "matched_rules": matched,
             "decision": summary,
-            "reasons": [reason.model_dump(mode="json") for reason in decision.reasons],
+            "reasons": [
+                {"rule_id": reason.rule_id, "effect": str(reason.effect), "text": reason.text}
+                for reason in decision.reasons
+            ],
             # The input itself (recipient addresses, content) is personal data and the chain
             # is immutable, so it lives in policy_decisions, where erasure is possible; its
             # RFC 8785 hash here proves that record was not altered afterwards.

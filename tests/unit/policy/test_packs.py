@@ -13,7 +13,9 @@ import rfc8785
 from hypothesis import example, given, settings
 from hypothesis import strategies as st
 
+from shared.policy import model as policy_model
 from shared.policy.model import (
+    SUMMARY_FIELDS,
     CompiledPack,
     CompiledRule,
     PackInvalid,
@@ -21,6 +23,7 @@ from shared.policy.model import (
     compile_pack,
     evaluate,
     input_hash,
+    summarize,
 )
 from shared.policy.packs import default_pack, parse_pack_text
 from shared.policy.schemas import Effect, PolicyInput, PolicyRule, ThrottleParams
@@ -352,3 +355,46 @@ def test_the_shipped_pack_file_is_a_valid_pack() -> None:
     assert document.id == "asep-default"
     assert len(document.rules) == len(default_pack().rules) >= 25
     assert textwrap.dedent(default_pack_text()) == default_pack_text()
+
+
+def test_a_reused_cel_context_decides_as_a_fresh_one() -> None:
+    pack = default_pack()
+    inputs = [
+        policy_input(),
+        policy_input(recipient={"email": "a@agency.gov", "domain": "agency.gov", "tld": "gov"}),
+        policy_input(mailbox={"health_score": 1.0, "new_recipients_today": 40}),
+        policy_input(tenant={"kill_switch_active": True}),
+        policy_input(action={"is_first_touch": True, "touch_number": 1}),
+        policy_input(content={"pii_types": ["card"], "missing_unsubscribe": True}),
+        policy_input(),
+    ]
+    reused = [evaluate(pack, each).model_dump() for each in inputs]
+    fresh = []
+    for each in inputs:
+        policy_model._CONTEXTS.by_pack.clear()
+        fresh.append(evaluate(pack, each).model_dump())
+    assert reused == fresh
+    assert len({json.dumps(decision, sort_keys=True) for decision in reused}) >= 5
+
+
+@pytest.mark.parametrize(
+    ("new", "old", "same"),
+    [
+        ({"a": 1, "b": ["x"]}, {"a": 1, "b": ["x"]}, True),
+        ({"a": 1}, {"a": 1.0}, False),
+        ({"a": True}, {"a": 1}, False),
+        ({"a": [True]}, {"a": [1]}, False),
+        ({"a": 1}, {"a": 2}, False),
+        ({"a": 1}, None, False),
+    ],
+)
+def test_a_section_is_reused_only_when_equal_with_the_same_types(
+    new: dict[str, Any], old: dict[str, Any] | None, same: bool
+) -> None:
+    assert policy_model._same_section(new, old) is same
+
+
+def test_the_summary_is_the_decision_dumped_without_its_trace() -> None:
+    decision = evaluate(default_pack(), policy_input(action={"is_first_touch": True}))
+    dumped = decision.model_dump(mode="json", include=set(SUMMARY_FIELDS))
+    assert summarize(decision) == {**dumped, "errors": []}
