@@ -98,6 +98,7 @@ class ReplyModel:
     platt_a: float
     platt_b: float
     sub_heads: dict[str, LinearHead]
+    sole_sub_labels: dict[str, str]
 
     @classmethod
     def load(cls, path: Path = MODEL_PATH) -> ReplyModel:
@@ -109,6 +110,7 @@ class ReplyModel:
             platt_a=float(data["platt"][0]),
             platt_b=float(data["platt"][1]),
             sub_heads={k: LinearHead.from_json(v) for k, v in data["sub_heads"].items()},
+            sole_sub_labels={str(k): str(v) for k, v in data.get("sole_sub_labels", {}).items()},
         )
 
     def predict(self, text: str) -> Prediction:
@@ -116,7 +118,7 @@ class ReplyModel:
         probabilities = self.head.probabilities(features)
         best = max(range(len(probabilities)), key=probabilities.__getitem__)
         label = self.head.labels[best]
-        sub_label = None
+        sub_label = self.sole_sub_labels.get(label)
         sub_head = self.sub_heads.get(label)
         if sub_head is not None:
             sub_probabilities = sub_head.probabilities(features)

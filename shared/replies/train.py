@@ -103,6 +103,9 @@ def train(path: Path = TRAIN_PATH) -> tuple[dict[str, Any], dict[str, float]]:
     calibrated = 1 / (1 + np.exp(-(a * _logit(top) + b)))
     final = _fit(x, labels)
     sub_heads: dict[str, Any] = {}
+    # A label all of whose examples carry one sub-label (complaint/abuse) needs no head, but
+    # its predictions must still carry that sub-label.
+    sole_sub_labels: dict[str, str] = {}
     by_label: dict[str, list[int]] = defaultdict(list)
     for i, (label, sub) in enumerate(zip(labels, sub_labels, strict=True)):
         if sub:
@@ -111,6 +114,8 @@ def train(path: Path = TRAIN_PATH) -> tuple[dict[str, Any], dict[str, float]]:
         subs = [sub_labels[i] or "" for i in members]
         if len(set(subs)) >= 2:
             sub_heads[label] = _head(_fit(x[members], subs), buckets)
+        elif len(members) == labels.count(label):
+            sole_sub_labels[label] = subs[0]
     digest = hashlib.sha256(path.read_bytes()).hexdigest()[:12]
     artifact = {
         "version": f"linear-{digest}",
@@ -118,6 +123,7 @@ def train(path: Path = TRAIN_PATH) -> tuple[dict[str, Any], dict[str, float]]:
         "head": _head(final, buckets),
         "platt": [round(a, 6), round(b, 6)],
         "sub_heads": sub_heads,
+        "sole_sub_labels": sole_sub_labels,
         "training": {"examples": len(texts), "folds": FOLDS, "C": REGULARIZATION_C},
     }
     report = {

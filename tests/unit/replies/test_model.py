@@ -34,6 +34,15 @@ def test_prediction_has_a_label_sub_label_and_probability_like_confidence() -> N
     assert platt(0.5, 2.0, 0.0) == 0.5
 
 
+def test_a_label_trained_with_one_sub_label_predicts_it() -> None:
+    """complaint/abuse is complaint's only sub-label in the training data: no sub-label head
+    is fitted for it, and its predictions still say abuse."""
+    model = ReplyModel.load()
+    assert model.sole_sub_labels["complaint"] == "abuse"
+    prediction = model.predict("This is spam. I never signed up and I have reported you.")
+    assert (prediction.label, prediction.sub_label) == ("complaint", "abuse")
+
+
 def test_expected_calibration_error() -> None:
     assert expected_calibration_error([1.0, 1.0], [True, True]) == 0.0
     assert abs(expected_calibration_error([0.9] * 10, [True] * 5 + [False] * 5) - 0.4) < 1e-9
