@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextvars
 import uuid
 from collections.abc import Callable, Iterator, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
@@ -131,7 +132,9 @@ def import_prospects(
                 pending.result()
                 pending = None
             if good:
+                # In the caller's context: log lines keep its request and tenant ids.
                 pending = writer.submit(
+                    contextvars.copy_context().run,
                     _write_batch,
                     uow,
                     good,
