@@ -14,7 +14,7 @@ import uuid
 from dataclasses import dataclass, field
 from datetime import datetime
 from email import policy
-from email.header import decode_header, make_header
+from email.header import Header, decode_header
 from email.headerregistry import Address
 from email.message import EmailMessage, Message
 from email.parser import BytesParser
@@ -177,12 +177,17 @@ def message_ids(value: str | None) -> list[str]:
     return _MESSAGE_ID.findall(value or "")
 
 
-def _header(message: Message, name: str, problems: list[str]) -> str | None:
+def _raw_header(message: Message, name: str, problems: list[str]) -> object | None:
     try:
-        value = message.get(name)
+        value: object | None = message.get(name)
     except Exception as exc:  # the email package raises a zoo of errors on bad headers
         problems.append(f"unreadable {name} header: {type(exc).__name__}")
         return None
+    return value
+
+
+def _header(message: Message, name: str, problems: list[str]) -> str | None:
+    value = _raw_header(message, name, problems)
     return None if value is None else str(value)
 
 
@@ -257,7 +262,7 @@ def _parse(raw: bytes) -> ParsedMessage:
         )
         if "@" in address
     ]
-    parsed.subject = _decoded_subject(_header(message, "Subject", problems), problems)
+    parsed.subject = _decoded_subject(_raw_header(message, "Subject", problems), problems)
     date = _header(message, "Date", problems)
     if date:
         try:
@@ -273,11 +278,37 @@ def _parse(raw: bytes) -> ParsedMessage:
     return parsed
 
 
-def _decoded_subject(value: str | None, problems: list[str]) -> str | None:
-    if value is None:
-        return None
+def _chunk_text(chunk: bytes, charset: str | None) -> str:
+    if charset and charset.lower() not in {"unknown-8bit", "us-ascii"}:
+        try:
+            return chunk.decode(charset)
+        except (LookupError, UnicodeDecodeError):
+            pass
     try:
-        return str(make_header(decode_header(value)))[:998]
+        return chunk.decode("utf-8")
+    except UnicodeDecodeError:
+        return chunk.decode("cp1252", "replace")
+
+
+def header_text(value: object, problems: list[str] | None = None) -> str:
+    """A header value as a person reads it: RFC 2047 encoded words decoded, and raw 8-bit
+    bytes (RFC 6532 UTF-8 headers, or a client's local charset; compat32 hands those over
+    as a Header of charset unknown-8bit) read as UTF-8, else Windows-1252. Never raises."""
+    if not isinstance(value, Header):
+        value = str(value)
+        if "=?" not in value:
+            return value
+    try:
+        chunks = decode_header(value)
     except Exception:
-        problems.append("undecodable Subject")
-        return value[:998]
+        if problems is not None:
+            problems.append("undecodable encoded words in a header")
+        return str(value)
+    return "".join(
+        chunk if isinstance(chunk, str) else _chunk_text(chunk, charset)
+        for chunk, charset in chunks
+    )
+
+
+def _decoded_subject(value: object | None, problems: list[str]) -> str | None:
+    return None if value is None else header_text(value, problems)[:998]

@@ -11,7 +11,7 @@ from dataclasses import dataclass, field
 from email.message import Message
 from typing import Any, Protocol
 
-from shared.mail.mime import storable
+from shared.mail.mime import header_text, storable
 from shared.replies import detectors
 from shared.replies.detectors import Detection
 from shared.replies.linear import ReplyModel
@@ -101,7 +101,7 @@ def _subject(message: Message | None) -> str:
     if message is None:
         return ""
     try:
-        return str(message.get("Subject") or "")[:300]
+        return header_text(message.get("Subject") or "")[:300]
     except Exception:
         return ""
 

@@ -28,6 +28,7 @@ from email.utils import getaddresses, parseaddr
 
 from flufl.bounce import all_failures
 
+from shared.mail.mime import header_text
 from shared.replies.schemas import ReplyLabel
 
 # flufl.bounce logs every detector it tries at INFO, and a traceback at ERROR for each of its
@@ -131,7 +132,7 @@ _OOO_TEXT = re.compile(
 )
 _AUTO_SUBJECT = re.compile(
     r"^\s*(auto(matic)?[ -]?(reply|response|antwort|réponse|respuesta|risposta)|"
-    r"out of (the )?office|abwesend|absence|automatische antwort|réponse automatique|"
+    r"out of (the )?office|abwesen(d|heit)|absence|automatische antwort|réponse automatique|"
     r"respuesta automática|fuori ufficio|afwezig|frånvaro)|\b(autoreply|auto-reply|"
     r"out of office|ooo)\b",
     re.IGNORECASE,
@@ -173,7 +174,8 @@ def _header(message: Message, name: str) -> str:
         value = message.get(name)
     except Exception:
         return ""
-    return "" if value is None else str(value).strip()
+    # Decoded: auto-replies in most languages have non-ASCII, hence encoded, subjects.
+    return "" if value is None else header_text(value).strip()
 
 
 def _content_type(message: Message) -> tuple[str, str]:

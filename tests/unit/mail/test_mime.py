@@ -159,6 +159,26 @@ def test_parse_finds_the_original_inside_a_bounce() -> None:
 
 
 @pytest.mark.parametrize(
+    ("subject", "expected"),
+    [
+        # RFC 6532: raw UTF-8 in the header, as some clients send it.
+        ("Re: Grüße aus Köln".encode(), "Re: Grüße aus Köln"),
+        # A client's local charset, unlabelled.
+        ("Re: Grüße aus Köln".encode("cp1252"), "Re: Grüße aus Köln"),
+        (
+            b"=?iso-8859-1?Q?R=E9ponse_automatique?= : Quick idea",
+            "Réponse automatique : Quick idea",
+        ),
+        # An encoded word whose charset does not exist: its bytes are UTF-8.
+        (b"=?x-bogus?Q?R=C3=A9ponse?= automatique", "Réponse automatique"),
+    ],
+)
+def test_subjects_in_wrong_or_missing_charsets_are_read(subject: bytes, expected: str) -> None:
+    parsed = parse_message(b"From: pat@buyer.example\r\nSubject: " + subject + b"\r\n\r\nhi")
+    assert parsed.subject == expected
+
+
+@pytest.mark.parametrize(
     "raw",
     [
         b"",

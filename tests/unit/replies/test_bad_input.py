@@ -173,3 +173,24 @@ def test_missing_headers_and_broken_structure_still_read_the_text(raw: bytes) ->
     assert result.status is ReplyStatus.CLASSIFIED
     assert result.reduced_text == "Yes, let's talk next week."
     assert result.label is ReplyLabel.POSITIVE
+
+
+@pytest.mark.parametrize(
+    "subject",
+    [
+        # Outlook and Exchange encode the localized auto-reply prefix; no RFC 3834 header.
+        b"=?utf-8?Q?R=C3=A9ponse_automatique=C2=A0:_Quick_idea?=",
+        b"=?iso-8859-1?Q?Abwesenheitsnotiz:_Quick_idea?=",
+        b"=?utf-8?B?UmVzcHVlc3RhIGF1dG9tw6F0aWNhOiBRdWljayBpZGVh?=",
+        "Réponse automatique : Quick idea".encode(),
+    ],
+)
+def test_an_auto_reply_with_an_encoded_subject_is_recognised(subject: bytes) -> None:
+    raw = (
+        b"From: Pat <pat@buyer.example>\r\nSubject: " + subject + b"\r\n"
+        b"Message-ID: <r1@buyer.example>\r\nContent-Type: text/plain; charset=utf-8\r\n\r\n"
+        + "Merci pour votre message. Je le lirai dès que possible.".encode()
+    )
+    result = classify_raw(raw)
+    assert result.label is ReplyLabel.OOO
+    assert result.evidence.source.startswith("detector:")
