@@ -219,14 +219,14 @@ def test_batches_share_companies_and_dedupe_across_each_other(
 
     monkeypatch.setattr(service, "BATCH_ROWS", 2)
     data = (
-        "email,first_name,website\n"
-        "a@acme.com,A,acme.com\n"
-        "b@globex.example,B,\n"
-        "c@acme.com,C,https://acme.com\n"
-        "A@acme.com,Dup,acme.com\n"
-        "d@initech.example,D\x00,\n"
-        "e@globex.example,E,\n"
-    ).encode()
+        b"email,first_name,website\n"
+        b"a@acme.com,A,acme.com\n"
+        b"b@globex.example,B,\n"
+        b"c@acme.com,C,https://acme.com\n"
+        b"A@acme.com,Dup,acme.com\n"
+        b"d@initech.example,D\x00,\n"
+        b"e@globex.example,E,\n"
+    )
     report = run_import(tenant, data, suppressed={"e@globex.example"})
     assert (report.rows, report.imported, report.companies_created) == (6, 4, 2)
     assert (report.suppressed, report.already_present) == (1, 0)
@@ -235,9 +235,7 @@ def test_batches_share_companies_and_dedupe_across_each_other(
         (6, "first_name contains a NUL character"),
     }
     with tenant_unit_of_work(tenant.id) as uow:
-        linked = {
-            p.email: p.company_id for p in uow.session.scalars(uow.scoped(Prospect)).all()
-        }
+        linked = {p.email: p.company_id for p in uow.session.scalars(uow.scoped(Prospect)).all()}
     assert linked["a@acme.com"] == linked["c@acme.com"] is not None
     assert linked["b@globex.example"] == linked["e@globex.example"] is not None
     again = run_import(tenant, data)
