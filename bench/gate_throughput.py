@@ -163,9 +163,18 @@ def _worker(
     workers = [threading.Thread(target=loop, args=(i,)) for i in range(threads)]
     for thread in workers:
         thread.start()
+    while time.time() < start_at:
+        time.sleep(0.001)
+    cpu_before = time.process_time()
     for thread in workers:
         thread.join()
-    results.put({"latencies": latencies, "outcomes": outcomes})
+    results.put(
+        {
+            "latencies": latencies,
+            "outcomes": outcomes,
+            "cpu_s": time.process_time() - cpu_before,
+        }
+    )
 
 
 def measure(
@@ -184,6 +193,7 @@ def measure(
     ]
     for child in children:
         child.start()
+    machine = _machine_cpu_during(start_at + 1.0, start_at + seconds - 1.0)
     collected = [results.get(timeout=seconds + 120) for _ in children]
     for child in children:
         child.join()
@@ -195,6 +205,7 @@ def measure(
     late = {key: outcomes.pop(key) for key in list(outcomes) if key.startswith("late_")}
     total = len(latencies)
     allowed = outcomes.get("allowed", 0)
+    client_cpu = sum(part["cpu_s"] for part in collected)
     _verify_and_drop(senders, allowed + late.get("late_allowed", 0) + tenants * recipients)
     return {
         "benchmark": "gate_throughput",
@@ -212,9 +223,33 @@ def measure(
             "p99": round(latencies[int(0.99 * (total - 1))] * 1000, 2) if latencies else None,
             "max": round(latencies[-1] * 1000, 2) if latencies else None,
         },
+        # Where the CPU went: the benchmark's own processes per decision (all threads, the
+        # window's last decisions included), and the whole machine's busy share during the
+        # window (other users of the machine included: read it with the load average).
+        "client_cpu_ms_per_decision": round(client_cpu * 1000 / total, 2) if total else None,
+        "machine_cpu_busy": machine,
+        "loadavg": os.getloadavg()[0],
         "goal_decisions_per_s": 500,
         "goal_met": total / seconds >= 500,
     }
+
+
+def _cpu_jiffies() -> tuple[int, int]:
+    with open("/proc/stat") as stat:
+        fields = [int(value) for value in stat.readline().split()[1:]]
+    idle = fields[3] + fields[4]  # idle + iowait
+    return sum(fields) - idle, sum(fields)
+
+
+def _machine_cpu_during(begin: float, end: float) -> float | None:
+    """The machine's busy CPU share (0..1 of all cores) between two wall-clock times."""
+    if not os.path.exists("/proc/stat"):
+        return None
+    time.sleep(max(0.0, begin - time.time()))
+    busy_before, total_before = _cpu_jiffies()
+    time.sleep(max(0.0, end - time.time()))
+    busy_after, total_after = _cpu_jiffies()
+    return round((busy_after - busy_before) / max(1, total_after - total_before), 3)
 
 
 def _verify_and_drop(senders: list[tuple[str, str]], expected_reservations: int) -> None:

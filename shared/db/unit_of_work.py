@@ -23,6 +23,7 @@ from contextlib import contextmanager
 from typing import Any, TypeVar, cast
 from uuid import UUID
 
+from psycopg import pq
 from sqlalchemy import Connection, Engine, Select, TextClause, select, text
 from sqlalchemy.exc import DBAPIError
 from sqlalchemy.orm import Session, SessionTransaction, sessionmaker
@@ -131,6 +132,30 @@ class TenantUnitOfWork(_DriverAccess):
         self.session = session
         self.tenant_id = tenant_id
 
+    def _set_tenant(self) -> None:
+        """Set `app.tenant_id` for this transaction before any other statement.
+
+        On a connection with no transaction open yet, BEGIN and the setting go as one
+        simple query: the driver would otherwise send BEGIN alone first, and every unit of
+        work pays that round trip. The value is inlined; it is a UUID's canonical text.
+        """
+        tenant = str(UUID(str(self.tenant_id)))
+        driver = self._connection().connection.driver_connection
+        if (
+            driver is not None
+            and not driver.autocommit
+            and driver.pgconn.transaction_status == pq.TransactionStatus.IDLE
+        ):
+            result = driver.pgconn.exec_(
+                b"BEGIN; SELECT set_config('app.tenant_id', '" + tenant.encode() + b"', true)"
+            )
+            if result.status == pq.ExecStatus.TUPLES_OK:
+                return
+            if driver.pgconn.transaction_status != pq.TransactionStatus.IDLE:
+                driver.pgconn.exec_(b"ROLLBACK")
+            # The driver's own path reports the failure with its usual exception.
+        self.fetch_one(_SET_TENANT, {"tenant_id": tenant})
+
     def scoped(self, model: type[ModelT]) -> Select[ModelT]:
         """`SELECT model WHERE tenant_id = <this tenant>`; RLS enforces the same beneath it."""
         return select(model).where(model.tenant_id == self.tenant_id)
@@ -171,7 +196,7 @@ class DirectoryUnitOfWork(_DriverAccess):
 def tenant_unit_of_work(tenant_id: UUID) -> Iterator[TenantUnitOfWork]:
     with _session_factory().begin() as session:
         uow = TenantUnitOfWork(session, tenant_id)
-        uow.fetch_one(_SET_TENANT, {"tenant_id": str(tenant_id)})
+        uow._set_tenant()
         yield uow
 
 

@@ -192,19 +192,22 @@ def mailbox_counter_keys(
     """`counter_keys` from the mailbox's id and time zone alone."""
     zone = time_zone(mailbox_time_zone)
     day, hour = day_window(now, zone), hour_window(now, zone)
-    keys = [CounterKey(scope=CapScope.TENANT_DAY, scope_key="tenant", **_w(day))]
+    keys = [_key(CapScope.TENANT_DAY, "tenant", day)]
     if campaign_id is not None:
-        keys.append(CounterKey(scope=CapScope.CAMPAIGN_DAY, scope_key=str(campaign_id), **_w(day)))
+        keys.append(_key(CapScope.CAMPAIGN_DAY, str(campaign_id), day))
     mailbox_key = str(mailbox_id)
-    keys.append(CounterKey(scope=CapScope.MAILBOX_DAY, scope_key=mailbox_key, **_w(day)))
-    keys.append(CounterKey(scope=CapScope.MAILBOX_HOUR, scope_key=mailbox_key, **_w(hour)))
+    keys.append(_key(CapScope.MAILBOX_DAY, mailbox_key, day))
+    keys.append(_key(CapScope.MAILBOX_HOUR, mailbox_key, hour))
     if new_recipient:
-        keys.append(CounterKey(scope=CapScope.MAILBOX_NEW_DAY, scope_key=mailbox_key, **_w(day)))
+        keys.append(_key(CapScope.MAILBOX_NEW_DAY, mailbox_key, day))
     return keys
 
 
-def _w(window: Window) -> dict[str, datetime]:
-    return {"window_start": window.start, "window_end": window.end}
+def _key(scope: CapScope, scope_key: str, window: Window) -> CounterKey:
+    # Built without validation (twice per send): every value already has its field's type.
+    return CounterKey.model_construct(
+        scope=scope, scope_key=scope_key, window_start=window.start, window_end=window.end
+    )
 
 
 def _cap_for(scope: CapScope, caps: SendCaps) -> int | None:

@@ -275,11 +275,17 @@ def _json_number_ready(value: Any) -> Any:
             if type(key) is not str or not key.isascii():
                 raise _NeedsFullCanonicalizer
             item_kind = type(item)
-            ready[key] = (
-                item
-                if item_kind is str or item_kind is bool or item is None
-                else _json_number_ready(item)
-            )
+            if (
+                item_kind is str
+                or item_kind is bool
+                or item is None
+                or (item_kind is int and -_MAX_SAFE_INT <= item <= _MAX_SAFE_INT)
+            ):
+                ready[key] = item
+            elif item_kind is list and not item:
+                ready[key] = []
+            else:
+                ready[key] = _json_number_ready(item)
         return ready
     if kind is int:
         if -_MAX_SAFE_INT <= value <= _MAX_SAFE_INT:
