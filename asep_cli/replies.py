@@ -23,7 +23,14 @@ def _classify(args: argparse.Namespace) -> int:
             line.update(label=None, sub_label=None, confidence=None, evidence=None)
             line["error"] = f"{type(exc).__name__}: {exc.strerror or exc}"
         else:
-            result = classify_raw(raw, model)
+            try:
+                result = classify_raw(raw, model)
+            except Exception as exc:  # a classifier bug on one file must not lose the others
+                failures += 1
+                line.update(label=None, sub_label=None, confidence=None, evidence=None)
+                line["error"] = f"{type(exc).__name__}: {exc}"
+                sys.stdout.write(json.dumps(line, ensure_ascii=False) + "\n")
+                continue
             line.update(
                 label=result.label.value,
                 sub_label=result.sub_label,

@@ -34,6 +34,7 @@ from shared.replies.schemas import ReplyLabel
 # flufl.bounce logs every detector it tries at INFO, and a traceback at ERROR for each of its
 # heuristics that trips over a malformed message it then skips: noise, not failures.
 logging.getLogger("flufl.bounce").setLevel(logging.CRITICAL)
+log = logging.getLogger(__name__)
 
 # Detector confidences are each detector's precision on the sisimai corpus
 # (bench/classify_corpus.py), rounded down; the text-only ones are set below their
@@ -202,8 +203,15 @@ def _payload_text(part: Message) -> str:
         return payload.decode("utf-8", errors="replace")
     raw = part.get_payload()
     if isinstance(raw, list):
-        return "\n\n".join(m.as_string() for m in raw if isinstance(m, Message))
+        return "\n\n".join(_flatten(m) for m in raw if isinstance(m, Message))
     return str(raw or "")
+
+
+def _flatten(message: Message) -> str:
+    try:
+        return message.as_string()
+    except Exception:  # the generator refuses some malformed headers (an embedded newline)
+        return "\n".join(f"{name}: {value}" for name, value in message.items())
 
 
 def _field_blocks(text: str) -> list[Message]:
@@ -574,7 +582,11 @@ def looks_automated(message: Message) -> bool:
 def detect_machine(message: Message, text: str) -> Detection | None:
     """The structural detectors, most authoritative first."""
     for detector in (detect_arf, detect_dsn, detect_ses_notification, detect_text_bounce):
-        found = detector(message)
+        try:
+            found = detector(message)
+        except Exception:  # one detector tripping over a malformed message must not hide
+            log.warning("%s failed on a malformed message", detector.__name__, exc_info=True)
+            continue  # what the others (or the model) make of it
         if found is not None:
             return found
     return detect_auto_reply(message, text)

@@ -113,14 +113,14 @@ def decode_text(payload: bytes, declared: str | None, problems: list[str]) -> st
         wide and b"\0" not in payload
     )
     if as_utf8 is not None and mislabelled:
-        problems.append(f"wrong charset {charset!r}: the bytes are UTF-8")
+        problems.append(f"wrong charset {charset[:40]!r}: the bytes are UTF-8")
         return as_utf8
     try:
         return payload.decode(charset)
-    except LookupError:
-        problems.append(f"unknown charset {charset!r}")
     except UnicodeDecodeError:
-        problems.append(f"wrong charset {charset!r}: undecodable bytes")
+        problems.append(f"wrong charset {charset[:40]!r}: undecodable bytes")
+    except (LookupError, ValueError):  # ValueError: a name no codec lookup accepts (a NUL)
+        problems.append(f"unknown charset {charset[:40]!r}")
     if as_utf8 is not None:
         return as_utf8
     # Windows-1252 is what mislabelled Western mail nearly always is; it leaves five bytes
@@ -190,7 +190,7 @@ def message_text(raw: bytes) -> MessageText:
         if part.is_multipart():
             continue
         content_type = part.get_content_type()
-        disposition = (part.get("Content-Disposition") or "").lower()
+        disposition = str(part.get("Content-Disposition") or "").lower()
         if "attachment" in disposition:
             continue
         if content_type == "text/plain" and plain is None:

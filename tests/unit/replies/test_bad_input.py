@@ -3,12 +3,17 @@
 from __future__ import annotations
 
 import base64
+from email.errors import HeaderParseError
+from email.message import Message
+from email.parser import BytesParser
+from email.policy import compat32
 
 import pytest
 
 from shared.replies.classifier import classify_raw
+from shared.replies.detectors import detect_machine
 from shared.replies.schemas import ReplyLabel, ReplyStatus
-from tests.unit.replies.messages import human
+from tests.unit.replies.messages import dsn, human
 
 
 @pytest.mark.parametrize(
@@ -194,3 +199,37 @@ def test_an_auto_reply_with_an_encoded_subject_is_recognised(subject: bytes) -> 
     result = classify_raw(raw)
     assert result.label is ReplyLabel.OOO
     assert result.evidence.source.startswith("detector:")
+
+
+def test_a_report_part_the_generator_cannot_flatten_is_still_read() -> None:
+    """A status block with a header value holding a line break (what a mangled fold leaves)
+    makes the email package refuse to flatten it; the bounce is still recognised."""
+    message = BytesParser(policy=compat32).parsebytes(dsn("5.1.1", "550 5.1.1 User unknown"))
+    (status,) = [p for p in message.walk() if p.get_content_type() == "message/delivery-status"]
+    blocks = status.get_payload()
+    assert isinstance(blocks, list)
+    block = blocks[-1]
+    assert isinstance(block, Message)
+    block["Remote-MTA"] = "dns; 127.0.0.1\nDiagnostic-Code: smtp; 550 5.1.1 User unknown"
+    with pytest.raises(HeaderParseError):
+        block.as_string()
+    found = detect_machine(message, "")
+    assert found is not None
+    assert (found.label, found.sub_label) == (ReplyLabel.BOUNCE, "hard")
+
+
+@pytest.mark.parametrize(
+    "raw",
+    [
+        # 8-bit bytes in Content-Disposition: the email package returns a Header object.
+        b"From: pat@buyer.example\r\nContent-Type: multipart/mixed; boundary=b\r\n\r\n--b\r\n"
+        b"Content-Type: text/plain\r\nContent-Disposition: inline; filename=\xe9t\xe9.txt\r\n\r\n"
+        b"Yes, let's talk next week.\r\n--b--\r\n",
+        # A charset name no codec lookup accepts.
+        _raw(b"Yes, let's talk next week.", 'text/plain; charset="utf-8\x00"'),
+    ],
+)
+def test_headers_the_email_package_cannot_handle_do_not_stop_the_read(raw: bytes) -> None:
+    result = classify_raw(raw)
+    assert result.status is ReplyStatus.CLASSIFIED
+    assert result.reduced_text == "Yes, let's talk next week."

@@ -7,7 +7,11 @@ from pathlib import Path
 
 import pytest
 
+from asep_cli import replies
 from asep_cli.main import main
+from shared.replies import classifier
+from shared.replies.classifier import HumanReplyModel
+from shared.replies.schemas import ReplyClassification
 from tests.unit.replies.messages import arf, dsn, human
 
 
@@ -40,3 +44,24 @@ def test_a_missing_file_is_reported_in_its_line(
     line = json.loads(capsys.readouterr().out)
     assert line["label"] is None
     assert "FileNotFoundError" in line["error"]
+
+
+def test_a_classifier_failure_on_one_file_is_reported_and_the_rest_classified(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    real = classifier.classify_raw
+
+    def failing_on_poison(raw: bytes, model: HumanReplyModel | None = None) -> ReplyClassification:
+        if b"poison" in raw:
+            raise RuntimeError("a bug")
+        return real(raw, model)
+
+    monkeypatch.setattr(replies, "classify_raw", failing_on_poison)
+    paths = []
+    for name, raw in {"a.eml": human("poison"), "b.eml": human("Yes, let's talk.")}.items():
+        (tmp_path / name).write_bytes(raw)
+        paths.append(str(tmp_path / name))
+    assert main(["classify", *paths]) == 1
+    first, second = (json.loads(line) for line in capsys.readouterr().out.splitlines())
+    assert (first["label"], first["error"]) == (None, "RuntimeError: a bug")
+    assert second["label"] == "positive"
