@@ -29,6 +29,7 @@ ONE_CLICK = "List-Unsubscribe=One-Click"
 WIRE = policy.SMTP.clone(max_line_length=998, cte_type="7bit")
 # RFC 5322 §2.1.1 says 998 octets per line; headers beyond that are refused by some MTAs.
 MAX_REFERENCES = 20
+MAX_LINE_CHARS = 998
 _MESSAGE_ID = re.compile(r"<[^<>\s]+@[^<>\s]+>")
 
 
@@ -177,6 +178,17 @@ def message_ids(value: str | None) -> list[str]:
     return _MESSAGE_ID.findall(value or "")
 
 
+def _usable_ids(message: Message, name: str, problems: list[str]) -> list[str]:
+    """The ids in a Message-ID / In-Reply-To / References header that can be one: no longer
+    than a header line may be (RFC 5322 §2.1.1). A longer one is junk, and it would not fit
+    in a database index either."""
+    ids = message_ids(_header(message, name, problems))
+    usable = [i for i in ids if len(i) <= MAX_LINE_CHARS]
+    if len(usable) < len(ids):
+        problems.append(f"{name} longer than {MAX_LINE_CHARS} characters ignored")
+    return usable
+
+
 def _raw_header(message: Message, name: str, problems: list[str]) -> object | None:
     try:
         value: object | None = message.get(name)
@@ -206,7 +218,7 @@ def _reported_ids(message: Message) -> list[str]:
             if isinstance(body, bytes):
                 headers = BytesParser(policy=policy.compat32).parsebytes(body, headersonly=True)
                 found.extend(message_ids(str(headers.get("Message-ID", ""))))
-    return found
+    return [i for i in found if len(i) <= MAX_LINE_CHARS]
 
 
 def storable(text: str) -> str:
@@ -244,13 +256,13 @@ def _parse(raw: bytes) -> ParsedMessage:
         problems.append(f"unparseable message: {type(exc).__name__}")
         return parsed
     problems.extend(f"defect: {type(defect).__name__}" for defect in message.defects[:20])
-    ids = message_ids(_header(message, "Message-ID", problems))
+    ids = _usable_ids(message, "Message-ID", problems)
     parsed.message_id = ids[0] if ids else None
     if parsed.message_id is None:
         problems.append("missing Message-ID")
-    reply_ids = message_ids(_header(message, "In-Reply-To", problems))
+    reply_ids = _usable_ids(message, "In-Reply-To", problems)
     parsed.in_reply_to = reply_ids[0] if reply_ids else None
-    parsed.references = message_ids(_header(message, "References", problems))
+    parsed.references = _usable_ids(message, "References", problems)
     senders = getaddresses([_header(message, "From", problems) or ""])
     parsed.sender = next((address.lower() for _, address in senders if "@" in address), None)
     if parsed.sender is None:

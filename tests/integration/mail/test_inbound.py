@@ -3,6 +3,7 @@ malformed and oversized messages are stored with a reason, never crash."""
 
 from __future__ import annotations
 
+import secrets
 import uuid
 from collections.abc import Iterator
 
@@ -159,6 +160,29 @@ def test_malformed_messages_are_stored_with_a_reason(
     assert stored["reason"]
     assert stored["intent_id"] is None
     assert stored["problems"]
+
+
+def test_ids_longer_than_a_header_line_are_ignored_not_a_crash(
+    client: TestClient, mail_tenant: MailTenant, clock: FakeClock
+) -> None:
+    """A Message-ID of kilobytes of random characters overflowed the dedupe index (a 500,
+    and a provider sync stuck on that message forever); it is junk, threading goes on."""
+    touch = _sent_touch(mail_tenant, clock)
+    junk = f"<{secrets.token_hex(2000)}@buyer.example>"
+    raw = _reply(junk, references=f"{junk} {touch.message_id}", message_id=junk)
+    for _ in range(2):
+        response = client.post(
+            f"/v1/sandbox/mailboxes/{mail_tenant.mailbox_id}/inbound",
+            content=raw,
+            headers=_headers(mail_tenant),
+        )
+        assert response.status_code == 202, response.text
+    stored = response.json()["inbound"]
+    assert stored["message_id"] is None
+    assert stored["intent_id"] == str(touch.id)
+    assert any("longer than 998" in problem for problem in stored["problems"])
+    # Stored once: without a usable Message-ID the content hash deduplicates.
+    assert not response.json()["created"]
 
 
 def test_a_ten_megabyte_message_keeps_its_headers_and_threads(
