@@ -29,10 +29,8 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError
 from sqlalchemy import text
 
 from shared.approvals.orm import Approval
-from shared.approvals.service import is_step_template_approved
 from shared.audit.schemas import Actor, AuditEventType
 from shared.audit.service import AuditChain
-from shared.campaigns.orm import Campaign
 from shared.campaigns.schemas import CampaignMode, CampaignSettings
 from shared.config import get_settings
 from shared.db.unit_of_work import TenantUnitOfWork
@@ -54,7 +52,8 @@ from shared.deliverability.schemas import (
 from shared.drafting.risk import DraftText, RiskSettings, assess_content
 from shared.errors import NotFound, ValidationFailed
 from shared.policy import repository as policy_repository
-from shared.policy.kill_switch import DecisionGuard, guard_after_lock
+from shared.policy.kill_switch import DecisionGuard, guard_after_lock, guard_with_campaign_state
+from shared.policy.repository import ActiveRef
 from shared.policy.schemas import (
     ActionInput,
     ActionType,
@@ -233,7 +232,9 @@ def _send_context(
     recipient: str,
     campaign_id: uuid.UUID | None,
     now: datetime,
-) -> tuple[DecisionGuard, MailboxSnapshot, _SendContext]:
+) -> tuple[tuple[bool, ActiveRef | None], MailboxSnapshot, _SendContext]:
+    """(the tenant switch's state and the active pack, read under the switch's share lock),
+    the mailbox and the rest of the send context."""
     zone = _TIME_ZONES.get(mailbox_id, "UTC")
     row, keys = _read_send_context(uow, mailbox_id, zone, recipient, campaign_id, now)
     if row is None:
@@ -246,8 +247,7 @@ def _send_context(
         zone = _TIME_ZONES[mailbox_id] = row[_TIME_ZONE_AT]
         row, keys = _read_send_context(uow, mailbox_id, zone, recipient, campaign_id, now)
         assert row is not None
-    tenant_active, active_pack = policy_repository.guard_from_values(*row[:_GUARD_WIDTH])
-    guard = guard_after_lock(uow, campaign_id, tenant_active, active_pack)
+    locked = policy_repository.guard_from_values(*row[:_GUARD_WIDTH])
     if row[_GUARD_WIDTH] is None:
         raise GateMailboxNotFound()
     settings, plan, used, found, contacted = row[_MAILBOX_END:]
@@ -255,7 +255,7 @@ def _send_context(
         raise NotFound("Tenant not found.")
     mailbox = MailboxSnapshot(*row[_GUARD_WIDTH:_MAILBOX_END])
     return (
-        guard,
+        locked,
         mailbox,
         _SendContext(
             tenant_settings=dict(settings or {}),
@@ -281,11 +281,62 @@ def _send_context(
     )
 
 
-def _campaign(uow: TenantUnitOfWork, campaign_id: uuid.UUID | None) -> Campaign | None:
-    return uow.get(Campaign, campaign_id) if campaign_id is not None else None
+@dataclass(frozen=True)
+class _CampaignRow:
+    """What a send decision reads of its campaign."""
+
+    id: uuid.UUID
+    status: str
+    settings: dict[str, Any]
 
 
-def _campaign_settings(campaign: Campaign | None) -> tuple[CampaignSettings, dict[str, Any]]:
+# A campaign's reads, in one statement after the send context's, so after the tenant
+# switch's share lock: the campaign's own switch (a statement that starts after the lock sees
+# any activation the lock waited for, as `kill_switch.take_decision_guard` reads it), the
+# campaign row, and whether the step's template is approved ("approve once").
+_CAMPAIGN_CONTEXT = text(
+    """
+    SELECT coalesce(s.active, false), c.id, c.status, c.settings,
+           EXISTS (SELECT 1 FROM approved_step_templates a
+                    WHERE a.tenant_id = :tenant_id AND a.campaign_id = :campaign_id
+                      AND a.sequence_step = :sequence_step
+                      AND a.template_hash = :template_hash AND a.revoked_at IS NULL)
+    FROM (SELECT 1) AS one
+    LEFT JOIN campaign_kill_switches s
+           ON s.tenant_id = :tenant_id AND s.campaign_id = :campaign_id
+    LEFT JOIN campaigns c ON c.tenant_id = :tenant_id AND c.id = :campaign_id
+    """
+)
+
+
+def _guard_and_campaign(
+    uow: TenantUnitOfWork, request: SendRequest, locked: tuple[bool, ActiveRef | None]
+) -> tuple[DecisionGuard, _CampaignRow | None, bool]:
+    """The decision guard, the campaign and whether the step's template is approved."""
+    tenant_active, active_pack = locked
+    if request.campaign_id is None:
+        return guard_after_lock(uow, None, tenant_active, active_pack), None, False
+    row = uow.fetch_one(
+        _CAMPAIGN_CONTEXT,
+        {
+            "tenant_id": uow.tenant_id,
+            "campaign_id": request.campaign_id,
+            "sequence_step": request.sequence_step,
+            "template_hash": request.template_hash or None,
+        },
+    )
+    assert row is not None  # one row whatever exists
+    campaign_active, campaign_id, status, settings, template_approved = row
+    guard = guard_with_campaign_state(
+        uow, request.campaign_id, tenant_active, active_pack, bool(campaign_active)
+    )
+    campaign = (
+        _CampaignRow(campaign_id, status, settings or {}) if campaign_id is not None else None
+    )
+    return guard, campaign, bool(request.template_hash) and bool(template_approved)
+
+
+def _campaign_settings(campaign: _CampaignRow | None) -> tuple[CampaignSettings, dict[str, Any]]:
     if campaign is None:
         return CampaignSettings(mode=CampaignMode.FULL), {}
     raw = dict(campaign.settings or {})
@@ -322,20 +373,14 @@ def build_policy_input(
     recipient: str,
     kill_switches: tuple[bool, bool],
     context: _SendContext,
-    campaign: Campaign | None,
+    campaign: _CampaignRow | None,
+    template_approved: bool,
 ) -> PolicyInput:
     tenant_active, campaign_active = kill_switches
     tenant_settings, usage, status = context.tenant_settings, context.usage, context.suppression
     campaign_settings, _ = _campaign_settings(campaign)
     constraints = campaign_settings.constraints
     domain = domain_of(recipient)
-    template_approved = bool(
-        request.campaign_id is not None
-        and request.template_hash
-        and is_step_template_approved(
-            uow, request.campaign_id, request.sequence_step, request.template_hash
-        )
-    )
     risk_settings = RiskSettings.from_tenant_settings(
         tenant_settings,
         unsubscribe_markers=(get_settings().public_base_url.rstrip("/") + "/u/",),
@@ -411,7 +456,7 @@ class _Gathered:
     recipient: str
     mailbox: MailboxSnapshot
     context: _SendContext
-    campaign: Campaign | None
+    campaign: _CampaignRow | None
 
 
 def _gather(uow: TenantUnitOfWork, request: SendRequest, actor: Actor, clock: Clock) -> _Gathered:
@@ -420,10 +465,10 @@ def _gather(uow: TenantUnitOfWork, request: SendRequest, actor: Actor, clock: Cl
         recipient = _normalized_address(request.recipient)
     except ValueError as exc:
         raise GateRequestInvalid(f"recipient: {exc}") from exc
-    guard, mailbox, context = _send_context(
+    locked, mailbox, context = _send_context(
         uow, request.mailbox_id, recipient, request.campaign_id, clock()
     )
-    campaign = _campaign(uow, request.campaign_id)
+    guard, campaign, template_approved = _guard_and_campaign(uow, request, locked)
     policy_input = build_policy_input(
         uow,
         request,
@@ -433,6 +478,7 @@ def _gather(uow: TenantUnitOfWork, request: SendRequest, actor: Actor, clock: Cl
         kill_switches=guard.kill_switches,
         context=context,
         campaign=campaign,
+        template_approved=template_approved,
     )
     return _Gathered(policy_input, guard, recipient, mailbox, context, campaign)
 

@@ -121,10 +121,22 @@ def guard_after_lock(
     reads the campaign's switch, in a statement after the lock."""
     campaign = _campaign_uuid(campaign_id)
     campaign_active = campaign is not None and repository.campaign_switch_active(uow, campaign)
+    return guard_with_campaign_state(uow, campaign, tenant_active, active_pack, campaign_active)
+
+
+def guard_with_campaign_state(
+    uow: TenantUnitOfWork,
+    campaign_id: str | uuid.UUID | None,
+    tenant_active: bool,
+    active_pack: ActiveRef | None,
+    campaign_active: bool,
+) -> DecisionGuard:
+    """`guard_after_lock` for a caller that read the campaign's switch itself, in a statement
+    after the lock (the gate reads it together with the campaign row)."""
     return DecisionGuard(
         tenant_active=tenant_active,
         campaign_active=campaign_active,
-        campaign_id=campaign,
+        campaign_id=_campaign_uuid(campaign_id),
         active_pack=active_pack,
         transaction=uow.session.get_transaction(),
     )

@@ -238,3 +238,25 @@ def test_pilot_campaigns_reach_only_allowlisted_domains(sender: Sender) -> None:
     assert inside.outcome is GateOutcome.ALLOWED
     assert outside.outcome is GateOutcome.DENIED
     assert "pilot-allowlisted-domains-only" in _matched(outside)
+
+
+FULL_NO_CANARY = {"mode": "full", "canary": {"enabled": False}}
+
+
+def test_a_campaign_kill_switch_denies_that_campaign_only(sender: Sender) -> None:
+    with tenant_unit_of_work(sender.tenant_id) as uow:
+        stopped, running = (
+            uow.add(Campaign(name=name, status="active", settings=FULL_NO_CANARY))
+            for name in ("stopped", "running")
+        )
+        uow.flush()
+        stopped_id, running_id = stopped.id, running.id
+    with tenant_unit_of_work(sender.tenant_id) as uow:
+        activate_kill_switch(uow, KillSwitchChange(campaign_id=stopped_id, reason="t"), MANAGER)
+    denied = _check(sender, sender.request("a@prospect.example", campaign_id=stopped_id))
+    allowed = _check(sender, sender.request("a@prospect.example", campaign_id=running_id))
+    assert denied.outcome is GateOutcome.DENIED
+    assert denied.policy_input.campaign.kill_switch_active
+    assert not denied.policy_input.tenant.kill_switch_active
+    assert allowed.outcome is GateOutcome.ALLOWED, allowed.decision.reasons
+    assert allowed.policy_input.campaign.id == str(running_id)
