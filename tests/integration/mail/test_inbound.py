@@ -14,7 +14,7 @@ from http_api import sandbox as sandbox_routes
 from http_api.app import create_app
 from shared.config import Environment, Settings
 from shared.db.server import DatabaseUrls
-from shared.db.unit_of_work import tenant_unit_of_work
+from shared.db.unit_of_work import TenantUnitOfWork, tenant_unit_of_work
 from shared.identity import dev_issuer
 from shared.identity.model import Role
 from shared.mail import inbound, sending
@@ -23,6 +23,8 @@ from shared.mail.inbound import InMemoryReplySignal
 from shared.mail.port import InboundMessage, InboundPage, InMemoryMailbox, Mailbox
 from shared.mail.sandbox import deposit_inbound
 from shared.mail.schemas import SendIntentCreate, SendIntentRead
+from shared.replies import repository as replies_repository
+from shared.replies import service as replies_service
 from tests.integration.mail.conftest import FakeClock, MailTenant, make_mail_tenant
 
 
@@ -183,6 +185,32 @@ def test_ids_longer_than_a_header_line_are_ignored_not_a_crash(
     assert any("longer than 998" in problem for problem in stored["problems"])
     # Stored once: without a usable Message-ID the content hash deduplicates.
     assert not response.json()["created"]
+
+
+def test_a_classification_failure_does_not_lose_the_message(
+    client: TestClient,
+    mail_tenant: MailTenant,
+    clock: FakeClock,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    touch = _sent_touch(mail_tenant, clock)
+
+    def failing(uow: TenantUnitOfWork, inbound_id: uuid.UUID) -> None:
+        replies_service.classify_inbound(uow, inbound_id)  # writes the reply, then fails
+        raise RuntimeError("a bug after the writes")
+
+    monkeypatch.setattr(sandbox_routes, "classify_inbound", failing)
+    response = client.post(
+        f"/v1/sandbox/mailboxes/{mail_tenant.mailbox_id}/inbound",
+        content=_reply(touch.message_id),
+        headers=_headers(mail_tenant),
+    )
+    assert response.status_code == 202, response.text
+    inbound_id = uuid.UUID(response.json()["inbound"]["id"])
+    with tenant_unit_of_work(mail_tenant.id) as uow:
+        assert [m.id for m in inbound.inbound_for_intents(uow, [touch.id])] == [inbound_id]
+        # The failed classification left nothing behind; classify_reply will do it later.
+        assert replies_repository.reply_for_inbound(uow, inbound_id) is None
 
 
 def test_a_ten_megabyte_message_keeps_its_headers_and_threads(
