@@ -11,6 +11,7 @@ import base64
 import re
 import uuid
 from collections import Counter
+from datetime import datetime
 from typing import Any
 from urllib.parse import quote
 
@@ -267,7 +268,7 @@ def test_each_reply_class_has_its_outcome(host: DevhostProcess, database: Databa
     replies = {
         case: sorted(
             _items(customer, "/v1/replies", prospect_id=prospect_ids[_address(case)]),
-            key=lambda r: str(r["created_at"]),
+            key=lambda r: datetime.fromisoformat(str(r["created_at"])),
         )
         for case in PROSPECTS
     }
