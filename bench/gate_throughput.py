@@ -2,6 +2,12 @@
 
     .venv/bin/python bench/gate_throughput.py [--seconds 20] [--processes 2] [--threads 4]
                                               [--tenants 8] [--recipients 30]
+    .venv/bin/python bench/gate_throughput.py --profile 600
+
+`--profile N` measures one stream instead: N decisions after a warm-up, the client's CPU
+(this process) and its PostgreSQL backend's CPU (from /proc) per decision, then N more under
+cProfile with a CPU clock: the gate's parts as a share of the profiled time (the profiler
+inflates call-heavy code, so read shares, not milliseconds).
 
 A measured unit is one send activity's transaction as the app runs it: open the tenant unit
 of work, `check_send` (kill switch FOR SHARE, mailbox, suppression, counters, content risk,
@@ -286,6 +292,87 @@ def _verify_and_drop(senders: list[tuple[str, str]], expected_reservations: int)
     drop_database(urls.admin, BENCH_DATABASE)
 
 
+# The gate's parts, as the profile reports them (cumulative CPU, nested: check_send holds
+# the rest but the unit of work's own begin and commit).
+_PROFILED_PARTS = (
+    "tenant_unit_of_work",
+    "check_send",
+    "_gather",
+    "build_policy_input",
+    "prepare_decision",
+    "record_decision",
+    "append_sealed_in_database",
+    "plan_reservation",
+    "complete_reservation",
+)
+
+
+def profile(decisions: int) -> dict[str, Any]:
+    """One stream: CPU per decision in this process and in its backend, and a profile."""
+    import cProfile
+    import pstats
+    import resource
+
+    from sqlalchemy import text
+
+    senders = setup(2, 30)
+    from shared.audit.schemas import Actor, ActorType
+    from shared.db.unit_of_work import tenant_unit_of_work
+    from shared.policy.gate import SendRequest, check_send
+
+    actor = Actor(type=ActorType.SYSTEM, id="bench")
+    pool = _recipients(30)
+    rng = random.Random(1)
+
+    def run(count: int) -> None:
+        for _ in range(count):
+            tenant_id, mailbox_id = rng.choice(senders)
+            request = _request(uuid.UUID(mailbox_id), rng.choice(pool), SendRequest)
+            with tenant_unit_of_work(uuid.UUID(tenant_id)) as uow:
+                assert check_send(uow, request, actor).allowed
+
+    def own_cpu() -> float:
+        usage = resource.getrusage(resource.RUSAGE_SELF)
+        return usage.ru_utime + usage.ru_stime
+
+    run(200)
+    with tenant_unit_of_work(uuid.UUID(senders[0][0])) as uow:
+        backend = int(uow.execute(text("SELECT pg_backend_pid()")).scalar_one())
+
+    def backend_cpu() -> float:
+        with open(f"/proc/{backend}/stat") as stat:
+            fields = stat.read().rsplit(")", 1)[1].split()
+        return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+    began, client, server = time.perf_counter(), own_cpu(), backend_cpu()
+    run(decisions)
+    wall = time.perf_counter() - began
+    client, server = own_cpu() - client, backend_cpu() - server
+    profiler = cProfile.Profile(time.process_time)
+    profiler.enable()
+    run(decisions)
+    profiler.disable()
+    stats = pstats.Stats(profiler)
+    total = stats.total_tt  # type: ignore[attr-defined]
+    parts: dict[str, float] = {}
+    for (path, _, name), entry in stats.stats.items():  # type: ignore[attr-defined]
+        if name in _PROFILED_PARTS and "/shared/" in path:
+            parts[name] = parts.get(name, 0.0) + entry[3]
+    _verify_and_drop(senders, len(senders) * 30 + 200 + 2 * decisions)
+    return {
+        "benchmark": "gate_profile",
+        "decisions": decisions,
+        "wall_ms_per_decision": round(wall * 1000 / decisions, 2),
+        "client_cpu_ms_per_decision": round(client * 1000 / decisions, 2),
+        "backend_cpu_ms_per_decision": round(server * 1000 / decisions, 2),
+        "loadavg": os.getloadavg()[0],
+        "profiled_ms_per_decision": round(total * 1000 / decisions, 2),
+        "profiled_share": {
+            name: round(parts[name] / total, 3) for name in _PROFILED_PARTS if name in parts
+        },
+    }
+
+
 def add_arguments(parser: argparse.ArgumentParser, prefix: str = "") -> None:
     parser.add_argument(f"--{prefix}seconds", type=float, default=20.0)
     parser.add_argument("--processes", type=int, default=2)
@@ -297,7 +384,11 @@ def add_arguments(parser: argparse.ArgumentParser, prefix: str = "") -> None:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     add_arguments(parser)
+    parser.add_argument("--profile", type=int, default=0, metavar="N")
     args = parser.parse_args()
+    if args.profile:
+        print(json.dumps(profile(args.profile), indent=2))
+        return
     print(
         json.dumps(
             measure(
