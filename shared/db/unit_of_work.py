@@ -56,8 +56,10 @@ def _session_factory() -> sessionmaker[Session]:
 
 
 # Driver SQL of each text() statement run by fetch_one/fetch_all, compiled once. Keyed by
-# id(); the statement is kept in the value so the id cannot be reused.
+# id(); the statement is kept in the value so the id cannot be reused. Bounded in case a
+# caller builds statements per call.
 _DRIVER_SQL: dict[int, tuple[TextClause, str]] = {}
+_DRIVER_SQL_MAX = 1_024
 
 
 def _driver_sql(statement: TextClause, connection: Connection) -> str:
@@ -68,6 +70,8 @@ def _driver_sql(statement: TextClause, connection: Connection) -> str:
     if any(not isinstance(bind.type, NullType) for bind in compiled.binds.values()):
         # Typed parameters need SQLAlchemy's bind processing: use execute().
         raise TypeError("fetch_one/fetch_all take text() statements without typed parameters")
+    if len(_DRIVER_SQL) >= _DRIVER_SQL_MAX:
+        _DRIVER_SQL.clear()
     _DRIVER_SQL[id(statement)] = (statement, compiled.string)
     return compiled.string
 
