@@ -226,13 +226,15 @@ def test_batches_share_companies_and_dedupe_across_each_other(
         b"A@acme.com,Dup,acme.com\n"
         b"d@initech.example,D\x00,\n"
         b"e@globex.example,E,\n"
+        b"f@globex.example," + b"F" * 101 + b",\n"
     )
     report = run_import(tenant, data, suppressed={"e@globex.example"})
-    assert (report.rows, report.imported, report.companies_created) == (6, 4, 2)
+    assert (report.rows, report.imported, report.companies_created) == (7, 4, 2)
     assert (report.suppressed, report.already_present) == (1, 0)
     assert {(e.line, e.reason) for e in report.errors} == {
         (5, "duplicate of line 2"),
         (6, "first_name contains a NUL character"),
+        (8, "first_name is longer than 100 characters"),
     }
     with tenant_unit_of_work(tenant.id) as uow:
         linked = {p.email: p.company_id for p in uow.session.scalars(uow.scoped(Prospect)).all()}
