@@ -114,10 +114,12 @@ class _DriverAccess:
             dialect = connection.dialect
             if not isinstance(exc, dialect.loaded_dbapi.Error):
                 raise
-            # What the session would have done: the same exception classes, and a dead
-            # connection invalidated rather than returned to the pool.
+            # What the session would have done: the same exception classes, and on a
+            # disconnect the pool's older connections marked stale (they reconnect at their
+            # next checkout) and this one invalidated rather than returned to the pool.
             invalidated = bool(dialect.is_disconnect(exc, driver, None))
             if invalidated:
+                connection.engine.pool._invalidate(connection.connection, exc)
                 connection.invalidate(exc)
             raise DBAPIError.instance(
                 sql,
