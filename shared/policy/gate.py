@@ -6,8 +6,10 @@ suppression status and history, the current counters, the draft's content risk a
 approval behind it; builds the `PolicyInput`; evaluates it; and records the decision (its
 POLICY_EVALUATED event and decision row) together with, only when the decision allows the
 send, the send slot's reservation under the caps in force. If the reservation fails, the
-send is refused and the refusal is audited. The reads are one statement and the writes
-another: at hundreds of sends per second, round trips are most of the cost.
+send is refused and the refusal is audited. The reads are one statement (two for a
+campaign's send: its own switch, row and approved template are read after the lock) and the
+writes another, all run on the unit of work's driver connection (`fetch_one`): at hundreds
+of sends per second, round trips and per-statement client work are most of the cost.
 
 Everything commits together: an allowed result and its reservation exist only if the whole
 transaction commits, and the kill switch's share lock is held until then, so an activation
