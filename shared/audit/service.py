@@ -177,12 +177,13 @@ class AuditChain:
         actor: Actor,
         payload: Mapping[str, Any],
         companion: Companion,
+        correlation_id: str | None = None,
     ) -> tuple[ChainRecord, tuple[Any, ...]]:
         """Append one event and make `companion`'s writes in the same statement (they can
         read the event's seq from `appended`): records that must exist exactly when their
         event does, written without more round trips. Returns the event and the values of
         the companion's `returning`."""
-        event = _event(event_type, actor, payload, None, None)
+        event = _event(event_type, actor, payload, correlation_id, None)
         return _append_one(ChainStore.for_tenant(uow), event, cls.clock, companion)
 
     @classmethod

@@ -156,7 +156,7 @@ def gate_deal(
             source="reply",
         ),
     )
-    decision = decide(uow, policy_input, DEALS_ACTOR)
+    decision = decide(uow, policy_input, DEALS_ACTOR, correlation_id=reply.correlation_id)
     outcome = gate_outcome(decision, existing is not None)
     result = DealGateResult(
         reply_id=reply.id,
@@ -514,6 +514,7 @@ def deal_for_meeting(
             ),
         ),
         DEALS_ACTOR,
+        correlation_id=meeting.correlation_id,
     )
     outcome = gate_outcome(decision, existing is not None)
     trace = {

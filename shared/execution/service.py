@@ -202,6 +202,7 @@ def _send_request(
         evidence=draft.evidence,
         canary_send=journey.canary,
         canary_passed=canary_passed,
+        correlation_id=journey.correlation_id,
     )
 
 

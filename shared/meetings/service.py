@@ -257,6 +257,7 @@ def _gate(
             replied_before=True,
             canary_send=canary_send,
             canary_passed=canary_passed,
+            correlation_id=meeting.correlation_id,
         ),
         MEETINGS_ACTOR,
     )

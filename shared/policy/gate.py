@@ -109,6 +109,11 @@ class SendRequest(BaseModel):
     bounced_before: bool = False
     canary_send: bool = Field(default=False, description="Part of the campaign's canary batch")
     canary_passed: bool = False
+    correlation_id: str | None = Field(
+        default=None,
+        max_length=200,
+        description="The journey's correlation id: the decision's audit event carries it",
+    )
 
 
 class GateResult(BaseModel):
@@ -500,7 +505,7 @@ def check_send(
     prepared = prepare_decision(uow, policy_input, guard=guard)
     outcome = _outcome(uow, request, prepared.decision)
     if outcome is not GateOutcome.ALLOWED:
-        decision, _ = record_decision(uow, prepared, actor)
+        decision, _ = record_decision(uow, prepared, actor, correlation_id=request.correlation_id)
         return GateResult(outcome=outcome, decision=decision, policy_input=policy_input)
     _, campaign_raw = _campaign_settings(campaign)
     reduced = prepared.decision.reduced_caps
@@ -523,7 +528,7 @@ def check_send(
     )
     reserved: Reservation | CapRefusal
     if plan is None:
-        decision, _ = record_decision(uow, prepared, actor)
+        decision, _ = record_decision(uow, prepared, actor, correlation_id=request.correlation_id)
         reserved = caps.reserve_send_slot(
             uow,
             mailbox=mailbox,
@@ -536,7 +541,9 @@ def check_send(
         # The slot is taken by the decision's own audit statement, after the chain head is
         # locked: one round trip, and the tenant's head and counter rows are held from the
         # same moment to commit.
-        decision, returned = record_decision(uow, prepared, actor, plan.companion)
+        decision, returned = record_decision(
+            uow, prepared, actor, plan.companion, correlation_id=request.correlation_id
+        )
         reserved = caps.complete_reservation(uow, plan, returned)
     if isinstance(reserved, CapRefusal):
         AuditChain.append(
@@ -553,6 +560,7 @@ def check_send(
                 "window_start": reserved.window_start.isoformat(),
                 "retry_at": reserved.retry_at.isoformat(),
             },
+            correlation_id=request.correlation_id,
         )
         return GateResult(
             outcome=GateOutcome.CAP_REFUSED,
@@ -593,4 +601,4 @@ def decide_draft(
     gathered = _gather(uow, request, actor, clock)
     action = gathered.policy_input.action.model_copy(update={"stage": Stage.DRAFT})
     drafted = gathered.policy_input.model_copy(update={"action": action})
-    return decide(uow, drafted, actor, guard=gathered.guard)
+    return decide(uow, drafted, actor, guard=gathered.guard, correlation_id=request.correlation_id)

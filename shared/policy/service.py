@@ -272,6 +272,7 @@ def record_decision(
     prepared: PreparedDecision,
     actor: Actor,
     companion: Companion | None = None,
+    correlation_id: str | None = None,
 ) -> tuple[Decision, tuple[Any, ...]]:
     """Audit the decision (POLICY_EVALUATED) and store its row, with `companion`'s writes,
     in one statement: the decision with its id, and the companion's returned values."""
@@ -325,6 +326,7 @@ def record_decision(
             "input_hash": decision.input_hash,
         },
         row if companion is None else row + companion,
+        correlation_id,
     )
     return decision.model_copy(update={"decision_id": str(decision_id)}), returned
 
@@ -335,14 +337,17 @@ def decide(
     actor: Actor,
     *,
     guard: DecisionGuard | None = None,
+    correlation_id: str | None = None,
 ) -> Decision:
-    """Decide an action under the tenant's active pack, record it and audit it (same UoW).
+    """Decide an action under the tenant's active pack, record it and audit it (same UoW),
+    under the correlation id of the journey or reply it decides for.
 
     The kill switch state is read here, FOR SHARE, and overrides the input's flags, so the
     guarantee does not depend on how fresh the caller's input was. A `guard` the caller took
     in this same transaction (for the same campaign) is that read already made; any other
     is ignored and the switch is read again."""
-    return record_decision(uow, prepare_decision(uow, policy_input, guard=guard), actor)[0]
+    prepared = prepare_decision(uow, policy_input, guard=guard)
+    return record_decision(uow, prepared, actor, correlation_id=correlation_id)[0]
 
 
 # Dry runs and backtests.

@@ -379,7 +379,9 @@ def test_each_reply_class_has_its_outcome(host: DevhostProcess, database: Databa
         }, (case, types)
         ended = [e["event_json"] for e in events if e["event_type"] == "JOURNEY_ENDED"]
         assert [(e["status"], e["reason"]) for e in ended] == [(status, reason)], (case, ended)
-        # The story is in order: the touch, the reply, what the reply caused, the end.
+        # The story is in order: the policy's decisions on the touch (at draft and send
+        # time), the touch, the reply, what the reply caused, the end.
+        assert types[: types.index("SEND_SUCCEEDED")].count("POLICY_EVALUATED") >= 2, types
         assert types.index("SEND_SUCCEEDED") < types.index("REPLY_RECEIVED")
         assert types.index("REPLY_RECEIVED") < types.index("REPLY_CLASSIFIED")
         after_reply = types[types.index("REPLY_CLASSIFIED") :]

@@ -260,3 +260,28 @@ def test_a_campaign_kill_switch_denies_that_campaign_only(sender: Sender) -> Non
     assert not denied.policy_input.tenant.kill_switch_active
     assert allowed.outcome is GateOutcome.ALLOWED, allowed.decision.reasons
     assert allowed.policy_input.campaign.id == str(running_id)
+
+
+def test_each_decision_is_audited_under_the_journeys_correlation_id(database: object) -> None:
+    sender = make_sender("gate-correlation", daily_cap=1)
+    allowed = _check(sender, sender.request("a@prospect.example", correlation_id="journey-a"))
+    denied = _check(sender, sender.request("b@agency.gov", correlation_id="journey-b"))
+    refused = _check(sender, sender.request("c@prospect.example", correlation_id="journey-c"))
+    assert (allowed.allowed, denied.outcome, refused.outcome) == (
+        True,
+        GateOutcome.DENIED,
+        GateOutcome.CAP_REFUSED,
+    )
+    with tenant_unit_of_work(sender.tenant_id) as uow:
+        audited = uow.execute(
+            text(
+                "SELECT event_type, correlation_id FROM audit_events"
+                " WHERE event_type IN ('POLICY_EVALUATED', 'SEND_CAP_REFUSED') ORDER BY seq"
+            )
+        ).all()
+    assert [tuple(row) for row in audited] == [
+        ("POLICY_EVALUATED", "journey-a"),
+        ("POLICY_EVALUATED", "journey-b"),
+        ("POLICY_EVALUATED", "journey-c"),
+        ("SEND_CAP_REFUSED", "journey-c"),
+    ]
