@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import logging
 import uuid
 from typing import Annotated, Literal
 
@@ -11,16 +10,14 @@ from fastapi.concurrency import run_in_threadpool
 
 from http_api.auth import TenantContext, require_permission
 from shared.config import Environment, get_settings
-from shared.db.unit_of_work import TenantUnitOfWork
 from shared.errors import ASEPError, NotFound
 from shared.identity.permissions import Permission
 from shared.mail import service
 from shared.mail.inbound import InMemoryReplySignal, ReplySignal, dispatch_reply_signals
 from shared.mail.schemas import FaultPlan, IngestResult, SandboxMessagePage
-from shared.replies.service import classify_inbound
+from shared.replies.service import classify_on_arrival
 
 INBOUND_MEDIA_TYPES = {"message/rfc822", "text/plain"}
-log = logging.getLogger(__name__)
 
 
 class UnsupportedMediaType(ASEPError):
@@ -53,16 +50,6 @@ def _media_type(request: Request) -> None:
         raise UnsupportedMediaType("Send the raw message as message/rfc822 or text/plain.")
 
 
-def _classify_on_arrival(uow: TenantUnitOfWork, inbound_id: uuid.UUID) -> None:
-    """Classify in a savepoint: whatever goes wrong there, the message stays stored (and
-    reply_to_deal's classify_reply tries again) instead of being lost with the request."""
-    try:
-        with uow.session.begin_nested():
-            classify_inbound(uow, inbound_id)
-    except Exception:
-        log.exception("classifying inbound message %s on arrival failed", inbound_id)
-
-
 @router.post("/{mailbox_id}/inbound", status_code=status.HTTP_202_ACCEPTED)
 async def inject_inbound(
     mailbox_id: uuid.UUID,
@@ -78,7 +65,7 @@ async def inject_inbound(
     result = await run_in_threadpool(service.inject_inbound, ctx.uow, mailbox_id, raw)
     # Classified in the same transaction: suppression, intent events and health take effect
     # with the message's arrival, before any journey hears of it.
-    await run_in_threadpool(_classify_on_arrival, ctx.uow, result.inbound.id)
+    await run_in_threadpool(classify_on_arrival, ctx.uow, result.inbound.id)
     # Runs after the request's transaction commits, so the signal names a stored message.
     background.add_task(dispatch_reply_signals, ctx.tenant_id, signal)
     return result

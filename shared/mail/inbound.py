@@ -34,6 +34,7 @@ from shared.mail.orm import InboundMail, SendIntent
 from shared.mail.port import utc_now
 from shared.mail.schemas import InboundRead, IngestResult
 from shared.mail.sending import intent_by_message_id
+from shared.replies.service import classify_on_arrival
 
 RECEIVER = Actor(type=ActorType.SYSTEM, id="mail.inbound", display="Mail inbound")
 
@@ -235,7 +236,8 @@ def sync_mailbox(
     limit: int = 100,
     mailboxes: MailboxResolver = mailbox_for,
 ) -> str | None:
-    """Pull what arrived since `after` from the provider, ingest it, raise reply signals.
+    """Pull what arrived since `after` from the provider, ingest and classify it, raise reply
+    signals.
     Returns the cursor for the next call; re-reading from an older cursor stores nothing twice."""
     with tenant_unit_of_work(tenant_id) as uow:
         row = uow.get(MailboxRow, mailbox_id)
@@ -245,13 +247,17 @@ def sync_mailbox(
     page = mailboxes(tenant_id, ref).list_inbound(after, limit)
     for message in page.messages:
         with tenant_unit_of_work(tenant_id) as uow:
-            ingest_raw(
+            result = ingest_raw(
                 uow,
                 mailbox_id,
                 message.raw,
                 provider_id=message.provider_id,
                 received_at=message.received_at,
             )
+            if result.created:
+                # As the sandbox endpoint does: an unthreaded bounce or complaint has no
+                # journey to signal, so only this classification suppresses its address.
+                classify_on_arrival(uow, result.inbound.id)
     dispatch_reply_signals(tenant_id, signal)
     return page.cursor
 

@@ -176,6 +176,17 @@ def _sha256(value: str) -> str:
     return hashlib.sha256(value.encode("utf-8")).hexdigest()
 
 
+def classify_on_arrival(uow: TenantUnitOfWork, inbound_id: uuid.UUID) -> None:
+    """Classify a message in the transaction that stores it, so suppression, intent events and
+    health take effect with its arrival, in a savepoint: whatever goes wrong there, the message
+    stays stored (and reply_to_deal's classify_reply tries again) instead of being lost."""
+    try:
+        with uow.session.begin_nested():
+            classify_inbound(uow, inbound_id)
+    except Exception:
+        log.exception("classifying inbound message %s on arrival failed", inbound_id)
+
+
 def classify_inbound(
     uow: TenantUnitOfWork,
     inbound_id: uuid.UUID,

@@ -15,17 +15,20 @@ from http_api.app import create_app
 from shared.config import Environment, Settings
 from shared.db.server import DatabaseUrls
 from shared.db.unit_of_work import TenantUnitOfWork, tenant_unit_of_work
+from shared.deliverability import suppression
 from shared.identity import dev_issuer
 from shared.identity.model import Role
 from shared.mail import inbound, sending
 from shared.mail.factory import MailboxRef
 from shared.mail.inbound import InMemoryReplySignal
+from shared.mail.orm import InboundMail
 from shared.mail.port import InboundMessage, InboundPage, InMemoryMailbox, Mailbox
 from shared.mail.sandbox import deposit_inbound
 from shared.mail.schemas import SendIntentCreate, SendIntentRead
 from shared.replies import repository as replies_repository
 from shared.replies import service as replies_service
 from tests.integration.mail.conftest import FakeClock, MailTenant, make_mail_tenant
+from tests.unit.replies.messages import dsn
 
 
 @pytest.fixture(scope="module")
@@ -199,7 +202,7 @@ def test_a_classification_failure_does_not_lose_the_message(
         replies_service.classify_inbound(uow, inbound_id)  # writes the reply, then fails
         raise RuntimeError("a bug after the writes")
 
-    monkeypatch.setattr(sandbox_routes, "classify_inbound", failing)
+    monkeypatch.setattr(replies_service, "classify_inbound", failing)
     response = client.post(
         f"/v1/sandbox/mailboxes/{mail_tenant.mailbox_id}/inbound",
         content=_reply(touch.message_id),
@@ -244,6 +247,24 @@ def test_sync_pulls_from_the_provider_and_rereading_stores_nothing_twice(
     assert len(signal.raised) == 1
     with tenant_unit_of_work(mail_tenant.id) as uow:
         assert len(inbound.inbound_for_intents(uow, [touch.id])) == 1
+
+
+def test_sync_classifies_on_arrival_so_an_unthreaded_bounce_suppresses(
+    database: DatabaseUrls,
+) -> None:
+    tenant = make_mail_tenant("sync-bounce")
+    # A bounce of a message we have no record of: nothing threads it, no journey hears of it.
+    with tenant_unit_of_work(tenant.id) as uow:
+        deposit_inbound(uow, tenant.mailbox_id, dsn("5.1.1", "550 5.1.1 user unknown"))
+    signal = InMemoryReplySignal()
+    inbound.sync_mailbox(tenant.id, tenant.mailbox_id, signal)
+    assert signal.raised == []
+    with tenant_unit_of_work(tenant.id) as uow:
+        assert suppression.check(uow, "pat@buyer.example").suppressed
+        (stored,) = uow.session.scalars(uow.scoped(InboundMail)).all()
+        classified = replies_repository.reply_for_inbound(uow, stored.id)
+        assert classified is not None
+        assert (classified.label, classified.sub_label) == ("bounce", "hard")
 
 
 def test_sync_works_through_the_port_with_any_provider(mail_tenant: MailTenant) -> None:
