@@ -22,9 +22,9 @@ import logging
 import re
 from dataclasses import dataclass, field
 from email.message import Message
-from email.parser import BytesParser, HeaderParser
+from email.parser import HeaderParser
 from email.policy import compat32
-from email.utils import getaddresses, parseaddr
+from email.utils import parseaddr
 
 from flufl.bounce import all_failures
 
@@ -590,12 +590,3 @@ def detect_machine(message: Message, text: str) -> Detection | None:
         if found is not None:
             return found
     return detect_auto_reply(message, text)
-
-
-def sender_address(message: Message) -> str | None:
-    senders = getaddresses([_header(message, "From")])
-    return next((a.lower() for _, a in senders if "@" in a), None)
-
-
-def parse_headers_only(raw: bytes) -> Message:
-    return BytesParser(policy=compat32).parsebytes(raw, headersonly=True)
