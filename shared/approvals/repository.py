@@ -69,21 +69,6 @@ def expire_due(uow: TenantUnitOfWork, now: datetime, limit: int) -> Sequence[App
     ).all()
 
 
-def template_approved(
-    uow: TenantUnitOfWork, campaign_id: uuid.UUID, sequence_step: int, template_hash: str
-) -> bool:
-    found = uow.session.scalar(
-        select(ApprovedStepTemplate.id).where(
-            ApprovedStepTemplate.tenant_id == uow.tenant_id,
-            ApprovedStepTemplate.campaign_id == campaign_id,
-            ApprovedStepTemplate.sequence_step == sequence_step,
-            ApprovedStepTemplate.template_hash == template_hash,
-            ApprovedStepTemplate.revoked_at.is_(None),
-        )
-    )
-    return found is not None
-
-
 def find_template(
     uow: TenantUnitOfWork, campaign_id: uuid.UUID, sequence_step: int, template_hash: str
 ) -> ApprovedStepTemplate | None:

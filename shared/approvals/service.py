@@ -307,11 +307,3 @@ def expire_due_approvals(
         )
         _deliver_after_commit(uow, sink, approval)
     return len(expired)
-
-
-def is_step_template_approved(
-    uow: TenantUnitOfWork, campaign_id: uuid.UUID, sequence_step: int, template_hash: str
-) -> bool:
-    """ "Approve once": whether drafts of this step and template go out without a new approval
-    (the policy input's `action.step_template_approved`)."""
-    return repository.template_approved(uow, campaign_id, sequence_step, template_hash)

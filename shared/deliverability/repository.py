@@ -258,17 +258,6 @@ def forget_first_contact(
     )
 
 
-def has_contacted(uow: TenantUnitOfWork, mailbox_id: uuid.UUID, address: str) -> bool:
-    found = uow.execute(
-        text(
-            "SELECT 1 FROM mailbox_recipients WHERE tenant_id = :tenant_id "
-            "AND mailbox_id = :mailbox_id AND address = :address"
-        ),
-        {"tenant_id": uow.tenant_id, "mailbox_id": mailbox_id, "address": address},
-    ).scalar_one_or_none()
-    return found is not None
-
-
 def insert_reservation(uow: TenantUnitOfWork, params: dict[str, Any]) -> None:
     uow.execute(_INSERT_RESERVATION, {"tenant_id": uow.tenant_id, **params})
 
@@ -325,12 +314,6 @@ def matching_suppression(
         candidates,
         key=lambda s: (s.kind != SuppressionKind.ADDRESS.value, -len(s.value)),
     )
-
-
-def find_suppression(uow: TenantUnitOfWork, kind: str, value: str) -> Suppression | None:
-    return uow.session.scalars(
-        uow.scoped(Suppression).where(Suppression.kind == kind, Suppression.value == value)
-    ).one_or_none()
 
 
 def insert_suppression_if_absent(

@@ -225,11 +225,6 @@ def guard_from_values(
     return bool(switch_active), active
 
 
-def lock_tenant_switch_for_share(uow: TenantUnitOfWork) -> bool:
-    """The tenant switch's state, holding a share lock on its row until the transaction ends."""
-    return lock_tenant_switch_and_active_pack(uow)[0]
-
-
 def campaign_switch_active(uow: TenantUnitOfWork, campaign_id: uuid.UUID) -> bool:
     active = uow.execute(
         _CAMPAIGN_SWITCH_ACTIVE, {"tenant_id": uow.tenant_id, "campaign_id": campaign_id}
@@ -317,11 +312,3 @@ def active_campaign_switches(uow: TenantUnitOfWork) -> Sequence[CampaignKillSwit
         .order_by(CampaignKillSwitch.changed_at)
         .execution_options(populate_existing=True)
     ).all()
-
-
-def campaign_switch(uow: TenantUnitOfWork, campaign_id: uuid.UUID) -> CampaignKillSwitch | None:
-    return uow.session.scalars(
-        uow.scoped(CampaignKillSwitch)
-        .where(CampaignKillSwitch.campaign_id == campaign_id)
-        .execution_options(populate_existing=True)
-    ).one_or_none()
