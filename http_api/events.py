@@ -12,10 +12,11 @@ import json
 from collections.abc import AsyncIterator
 
 from starlette.requests import Request
-from starlette.responses import JSONResponse, Response, StreamingResponse
+from starlette.responses import Response, StreamingResponse
 
 from http_api.auth import authorize
-from shared.errors import ASEPError
+from http_api.problems import problem_response
+from shared.errors import ASEPError, ValidationFailed
 from shared.events.service import events_after, latest_seq
 from shared.identity.authentication import Authenticator
 from shared.identity.permissions import Permission
@@ -24,20 +25,15 @@ POLL_SECONDS = 1.0
 STREAM_SECONDS = 300.0
 
 
-def _problem(exc: ASEPError, path: str) -> JSONResponse:
-    headers = {"WWW-Authenticate": 'Bearer realm="asep"'} if exc.status == 401 else None
-    return JSONResponse(
-        {
-            "type": f"urn:asep:problem:{exc.code}",
-            "title": exc.title,
-            "status": exc.status,
-            "code": exc.code,
-            "detail": exc.detail,
-            "instance": path,
-        },
-        status_code=exc.status,
-        media_type="application/problem+json",
-        headers=headers,
+def _problem(exc: ASEPError, request: Request) -> Response:
+    return problem_response(
+        request,
+        status=exc.status,
+        code=exc.code,
+        title=exc.title,
+        detail=exc.detail,
+        headers={"WWW-Authenticate": 'Bearer realm="asep"'} if exc.status == 401 else None,
+        **exc.extensions,
     )
 
 
@@ -50,15 +46,16 @@ async def stream_events(request: Request, authenticator: Authenticator) -> Respo
             Permission.EVENTS_READ.value,
         )
     except ASEPError as exc:
-        return _problem(exc, request.url.path)
+        return _problem(exc, request)
     tenant_id = principal.tenant_id
     assert tenant_id is not None
     resume = request.headers.get("last-event-id") or request.query_params.get("after")
-    after = (
-        int(resume)
-        if resume and resume.isdigit()
-        else await asyncio.to_thread(latest_seq, tenant_id)
-    )
+    if resume and not resume.isdigit():
+        # A resume point we cannot read would silently skip to the newest event.
+        return _problem(
+            ValidationFailed("Last-Event-ID and `after` must be an event seq (digits)."), request
+        )
+    after = int(resume) if resume else await asyncio.to_thread(latest_seq, tenant_id)
 
     async def feed() -> AsyncIterator[str]:
         nonlocal after

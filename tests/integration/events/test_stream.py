@@ -1,0 +1,46 @@
+"""GET /v1/events/stream refuses what it cannot serve with problem+json, before streaming."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+
+from starlette.requests import Request
+
+from http_api.events import stream_events
+from shared.config import get_settings
+from shared.db.server import DatabaseUrls
+from shared.identity.authentication import Authenticator
+from shared.identity.dev_issuer import dev_token
+from shared.identity.model import Role
+from shared.identity.schemas import TenantRead
+
+
+def _request(headers: dict[str, str], query: str = "") -> Request:
+    return Request(
+        {
+            "type": "http",
+            "method": "GET",
+            "path": "/v1/events/stream",
+            "query_string": query.encode(),
+            "headers": [(k.lower().encode(), v.encode()) for k, v in headers.items()],
+        }
+    )
+
+
+def test_an_unreadable_resume_point_is_refused_rather_than_skipped(tenant: TenantRead) -> None:
+    token = dev_token(tenant.slug, Role.OWNER)
+    request = _request({"Authorization": f"Bearer {token}"}, "after=latest")
+    response = asyncio.run(stream_events(request, Authenticator(get_settings())))
+    assert response.status_code == 422
+    assert response.media_type == "application/problem+json"
+    body = json.loads(bytes(response.body))
+    assert body["code"] == "validation_failed"
+    assert body["instance"] == "/v1/events/stream"
+
+
+def test_no_token_is_a_401_problem_with_its_challenge(database: DatabaseUrls) -> None:
+    response = asyncio.run(stream_events(_request({}), Authenticator(get_settings())))
+    assert response.status_code == 401
+    assert response.headers["www-authenticate"] == 'Bearer realm="asep"'
+    assert json.loads(bytes(response.body))["code"] == "unauthorized"
