@@ -1,9 +1,11 @@
 """How a decision reaches the orchestration waiting for it.
 
-In the app this is the durable client's `raise_event` (wired by the outbound issue); tests
-use the in-memory fake. A decision is delivered only after the transaction that recorded it
-commits, so an orchestration never acts on a decision that rolled back; if delivery fails
-after the commit, the orchestration's timeout re-reads the approval (`get_approval`).
+In the app this is `http_api.orchestration_bridge.DurableApprovalSink`, which raises the
+`approval` event the campaign and deal orchestrators wait for; tests use the in-memory fake.
+A decision is delivered only after the transaction that recorded it commits, so an
+orchestration never acts on a decision that rolled back; if delivery fails after the commit,
+the orchestration's approval timer ends the wait and holds the journey or deal (the recorded
+decision stays readable through `get_approval`).
 """
 
 from __future__ import annotations
@@ -13,8 +15,6 @@ from dataclasses import dataclass, field
 from typing import Protocol
 
 from shared.approvals.schemas import ApprovalOutcome
-
-APPROVAL_EVENT_NAME = "approval_decided"
 
 
 class ApprovalDecisionSink(Protocol):
