@@ -14,6 +14,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from shared.audit.model import ChainRecord, canonical_json, sha256_hex
+from shared.audit.signing import ALGORITHM
 
 BUNDLE_FORMAT = "asep-audit-bundle/1"
 EVENTS_FILE = "events.jsonl"
@@ -67,7 +68,7 @@ def build_bundle(
     events = encode_events(records)
     manifest = {
         "format": BUNDLE_FORMAT,
-        "algorithm": "ES256",
+        "algorithm": ALGORITHM,
         "key_id": key_id,
         "signature": signature,
         "statement": dict(statement),
