@@ -147,7 +147,8 @@ def next_window_opening(now: datetime, window: SendWindow) -> datetime | None:
     zone = ZoneInfo(window.time_zone)
     local = now.astimezone(zone)
     days = {WEEKDAYS.index(day.value) for day in window.days}
-    for offset in range(8):
+    # From yesterday: a window past midnight that opened yesterday may still be open now.
+    for offset in range(-1, 8):
         day = (local + timedelta(days=offset)).date()
         if day.weekday() not in days:
             continue
@@ -155,7 +156,7 @@ def next_window_opening(now: datetime, window: SendWindow) -> datetime | None:
         closes = datetime.combine(day, window.end, tzinfo=zone)
         if closes <= opens:  # a window past midnight: it closes the next day
             closes += timedelta(days=1)
-        if offset == 0 and opens <= local < closes:
+        if opens <= local < closes:
             return None
         if opens > local:
             return opens.astimezone(UTC)

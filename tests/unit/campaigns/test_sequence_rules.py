@@ -96,3 +96,18 @@ def test_send_windows_open_in_the_campaigns_time_zone() -> None:
     )
     always = SendWindow(start=time(0), end=time(0), days=list(Weekday), time_zone="UTC")
     assert next_window_opening(monday_evening_ny, always) is None
+
+
+def test_a_send_window_past_midnight_is_open_until_it_closes_the_next_day() -> None:
+    from datetime import UTC, datetime, time
+
+    from shared.campaigns.model import next_window_opening
+    from shared.campaigns.schemas import SendWindow, Weekday
+
+    night = SendWindow(start=time(22), end=time(2), days=[Weekday.MON], time_zone="UTC")
+    tuesday_one_am = datetime(2026, 12, 1, 1, 0, tzinfo=UTC)  # Monday's window, still open
+    assert next_window_opening(tuesday_one_am, night) is None
+    tuesday_three_am = datetime(2026, 12, 1, 3, 0, tzinfo=UTC)
+    assert next_window_opening(tuesday_three_am, night) == datetime(2026, 12, 7, 22, 0, tzinfo=UTC)
+    monday_eleven_pm = datetime(2026, 11, 30, 23, 0, tzinfo=UTC)
+    assert next_window_opening(monday_eleven_pm, night) is None
