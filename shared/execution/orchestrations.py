@@ -1,33 +1,15 @@
-"""The orchestrations port: start instances and raise events (ARCHITECTURE.md §6).
+"""Start orchestration instances and raise events to them (ARCHITECTURE.md §6).
 
-The durable implementation wraps the Functions host's `DurableOrchestrationClient`, which an
+`DurableOrchestrations` wraps the Functions host's `DurableOrchestrationClient`, which an
 HTTP function or activity receives through its `durable_client_input` binding.
 """
 
 from __future__ import annotations
 
 import logging
-from typing import Any, Protocol
+from typing import Any
 
 log = logging.getLogger(__name__)
-
-
-class Orchestrations(Protocol):
-    async def start(self, orchestrator: str, instance_id: str, payload: dict[str, Any]) -> bool:
-        """Start `instance_id`; False when it is already running. A finished instance starts
-        again: a campaign run restarted after it ended."""
-        ...
-
-    async def start_once(
-        self, orchestrator: str, instance_id: str, payload: dict[str, Any]
-    ) -> bool:
-        """Start `instance_id` unless it exists in any state: one journey per member, one flow
-        per message, however often a retried caller asks."""
-        ...
-
-    async def raise_event(self, instance_id: str, event: str, payload: dict[str, Any]) -> None:
-        """Deliver `event`; an instance that is gone or finished is not an error."""
-        ...
 
 
 class DurableOrchestrations:
@@ -35,6 +17,8 @@ class DurableOrchestrations:
         self._client = client
 
     async def start(self, orchestrator: str, instance_id: str, payload: dict[str, Any]) -> bool:
+        """Start `instance_id`; False when it is already running. A finished instance starts
+        again: a campaign run restarted after it ended."""
         status = await self._client.get_status(instance_id)
         running = getattr(status, "runtime_status", None)
         if running is not None and running.value in ("Running", "Pending", "Suspended"):
@@ -45,6 +29,8 @@ class DurableOrchestrations:
     async def start_once(
         self, orchestrator: str, instance_id: str, payload: dict[str, Any]
     ) -> bool:
+        """Start `instance_id` unless it exists in any state: one journey per member, one flow
+        per message, however often a retried caller asks."""
         status = await self._client.get_status(instance_id)
         if getattr(status, "runtime_status", None) is not None:
             return False
@@ -52,6 +38,7 @@ class DurableOrchestrations:
         return True
 
     async def raise_event(self, instance_id: str, event: str, payload: dict[str, Any]) -> None:
+        """Deliver `event`; an instance that is gone or finished is not an error."""
         try:
             await self._client.raise_event(instance_id, event, payload)
         except Exception as exc:  # the SDK raises plain Exceptions for 404/410
