@@ -167,9 +167,3 @@ class CanaryVerdict(_Message):
     complaints: int
     negative_replies: int
     reasons: list[str] = Field(default_factory=list)
-
-
-class StopSignal(_Message):
-    """The external event `stop` carries why a journey must end now."""
-
-    reason: str

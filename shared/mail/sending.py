@@ -106,13 +106,6 @@ def _by_key(uow: TenantUnitOfWork, key: str) -> SendIntent | None:
     ).one_or_none()
 
 
-def get_intent(uow: TenantUnitOfWork, intent_id: uuid.UUID) -> SendIntentRead:
-    intent = uow.get(SendIntent, intent_id)
-    if intent is None:
-        raise SendIntentNotFound(f"Send intent {intent_id} does not exist.")
-    return _read(intent)
-
-
 def _tenant_settings(uow: TenantUnitOfWork) -> dict[str, Any]:
     tenant = uow.session.get(Tenant, uow.tenant_id)
     return dict(tenant.settings) if tenant is not None else {}
