@@ -36,7 +36,7 @@ class AddMembers(BaseModel):
     all_active: bool = Field(default=False, description="Every active prospect of the tenant")
 
     @model_validator(mode="after")
-    def _something(self) -> AddMembers:
+    def _names_prospects_or_all(self) -> AddMembers:
         if not self.prospect_ids and not self.all_active:
             raise ValueError("name prospect_ids or set all_active")
         return self
