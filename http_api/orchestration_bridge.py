@@ -38,18 +38,14 @@ def _start(orchestrator: str, instance_id: str, payload: dict[str, Any]) -> None
     anyio.from_thread.run(orchestrations.start_once, orchestrator, instance_id, payload)
 
 
-def _raise(instance_id: str, event: str, payload: dict[str, Any]) -> None:
+def raise_event(instance_id: str, event: str, payload: dict[str, Any]) -> None:
+    """Raise `event` with the request's durable client (call after the state it reports has
+    committed)."""
     client = durable_client_var.get()
     if client is None:
         log.warning("no durable client in this request: %s not raised to %s", event, instance_id)
         return
     anyio.from_thread.run(DurableOrchestrations(client).raise_event, instance_id, event, payload)
-
-
-def raise_event(instance_id: str, event: str, payload: dict[str, Any]) -> None:
-    """Raise `event` with the request's durable client (call after the state it reports has
-    committed)."""
-    _raise(instance_id, event, payload)
 
 
 class DurableApprovalSink:
@@ -60,7 +56,7 @@ class DurableApprovalSink:
         orchestration_instance_id: str,
         decision: ApprovalOutcome,
     ) -> None:
-        _raise(orchestration_instance_id, "approval", decision.model_dump(mode="json"))
+        raise_event(orchestration_instance_id, "approval", decision.model_dump(mode="json"))
 
 
 class DurableKillSwitchSignal:
@@ -71,7 +67,7 @@ class DurableKillSwitchSignal:
         if not (tenant_active or campaign_active):
             return  # a release: stopped journeys stay stopped; new starts go through policy
         for instance_id in instances:
-            _raise(instance_id, "stop", {"reason": "kill switch"})
+            raise_event(instance_id, "stop", {"reason": "kill switch"})
 
 
 class DurableReplySignal:
@@ -98,7 +94,7 @@ class DurableReplySignal:
                     Reply.tenant_id == event.tenant_id, Reply.inbound_id == event.inbound_id
                 )
             )
-        _raise(
+        raise_event(
             journey_instance_id(campaign_id, prospect_id),
             "stop",
             {"reason": label or "reply", "inbound_id": str(event.inbound_id)},
