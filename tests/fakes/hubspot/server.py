@@ -105,7 +105,13 @@ def _now_iso() -> str:
     return datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%S.%f")[:-3] + "Z"
 
 
-def _error(status: int, message: str, category: str, **extra: Any) -> JSONResponse:
+def _error(
+    status: int,
+    message: str,
+    category: str,
+    headers: dict[str, str] | None = None,
+    **extra: Any,
+) -> JSONResponse:
     body = {
         "status": "error",
         "message": message,
@@ -113,7 +119,31 @@ def _error(status: int, message: str, category: str, **extra: Any) -> JSONRespon
         "category": category,
         **extra,
     }
-    return JSONResponse(body, status_code=status, headers=extra.pop("_headers", None) or {})
+    return JSONResponse(body, status_code=status, headers=headers)
+
+
+def _rate_limited(policy: str, retry_after: str) -> JSONResponse:
+    return _error(
+        429,
+        f"You have reached your {policy.lower()} limit.",
+        "RATE_LIMITS",
+        headers={"Retry-After": retry_after},
+        errorType="RATE_LIMIT",
+        policyName=policy,
+    )
+
+
+def _batch(results: list[dict[str, Any]], started: str, status_code: int = 200) -> JSONResponse:
+    """HubSpot's BatchResponse envelope, the same for every batch endpoint."""
+    return JSONResponse(
+        {
+            "status": "COMPLETE",
+            "results": results,
+            "startedAt": started,
+            "completedAt": _now_iso(),
+        },
+        status_code=status_code,
+    )
 
 
 class HubSpotError(Exception):
@@ -349,16 +379,7 @@ class FakeHubSpot:
         if len(log) >= limit:
             self.stats.enforced_429 += 1
             wait = max(0.0, log[0] + window - now)
-            raise HubSpotError(
-                _error(
-                    429,
-                    f"You have reached your {policy.lower()} limit.",
-                    "RATE_LIMITS",
-                    errorType="RATE_LIMIT",
-                    policyName=policy,
-                    _headers={"Retry-After": str(max(1, math.ceil(wait)))},
-                )
-            )
+            raise HubSpotError(_rate_limited(policy, str(max(1, math.ceil(wait)))))
         log.append(now)
 
     def _wrap(self, handler: Any, *, search: bool = False) -> Any:
@@ -379,14 +400,7 @@ class FakeHubSpot:
                 kind = self._random.choice(("429", "5xx-before", "5xx-after")) if fault else ""
                 if kind == "429":
                     self.stats.injected_429 += 1
-                    return _error(
-                        429,
-                        "You have reached your ten_secondly_rolling limit.",
-                        "RATE_LIMITS",
-                        errorType="RATE_LIMIT",
-                        policyName="TEN_SECONDLY_ROLLING",
-                        _headers={"Retry-After": self.retry_after},
-                    )
+                    return _rate_limited("TEN_SECONDLY_ROLLING", self.retry_after)
                 if kind == "5xx-before":
                     self.stats.injected_5xx += 1
                     return _error(502, "Bad gateway", "INTERNAL_ERROR")
@@ -579,15 +593,7 @@ class FakeHubSpot:
             for i in inputs
         ]
         self._random.shuffle(results)  # HubSpot does not promise input order
-        return JSONResponse(
-            {
-                "status": "COMPLETE",
-                "results": results,
-                "startedAt": started,
-                "completedAt": _now_iso(),
-            },
-            status_code=201,
-        )
+        return _batch(results, started, status_code=201)
 
     def _find(
         self, object_type: str, object_id: str, id_property: str | None
@@ -650,19 +656,9 @@ class FakeHubSpot:
                     _error(404, f"Object {item['id']} not found", "OBJECT_NOT_FOUND")
                 )
             properties = item.get("properties") or {}
-            self._validate(object_type, properties)
-            self._check_unique(object_type, properties, record["id"])
-            self._set(object_type, record, properties)
-            record["updatedAt"] = _now_iso()
+            self._update(object_type, record, properties)
             results.append(self._shape(record))
-        return JSONResponse(
-            {
-                "status": "COMPLETE",
-                "results": results,
-                "startedAt": started,
-                "completedAt": _now_iso(),
-            }
-        )
+        return _batch(results, started)
 
     def _batch_upsert(self, request: Request, body: Any) -> Response:
         object_type = self._type(request)
@@ -679,25 +675,16 @@ class FakeHubSpot:
                     )
                 )
             properties = {**(item.get("properties") or {}), id_property: item["id"]}
-            self._validate(object_type, properties)
             record = self._find(object_type, str(item["id"]), id_property)
             if record is None:
+                self._validate(object_type, properties)
                 self._check_unique(object_type, properties, None)
                 record, new = self._insert(object_type, properties, []), True
             else:
-                self._check_unique(object_type, properties, record["id"])
-                self._set(object_type, record, properties)
-                record["updatedAt"] = _now_iso()
+                self._update(object_type, record, properties)
                 new = False
             results.append({**self._shape(record), "new": new})
-        return JSONResponse(
-            {
-                "status": "COMPLETE",
-                "results": results,
-                "startedAt": started,
-                "completedAt": _now_iso(),
-            }
-        )
+        return _batch(results, started)
 
     def _matches(self, record: dict[str, Any], filters: list[dict[str, Any]]) -> bool:
         for condition in filters:
@@ -757,7 +744,8 @@ class FakeHubSpot:
         properties = query.getlist("properties") or None
         return self._page(records, int(query.get("limit", 10)), query.get("after"), properties)
 
-    def _get(self, request: Request, body: Any) -> Response:
+    def _addressed(self, request: Request) -> tuple[str, dict[str, Any]]:
+        """The record at /objects/{object_type}/{object_id}[?idProperty=], or HubSpot's 404."""
         object_type = self._type(request)
         record = self._find(
             object_type, request.path_params["object_id"], request.query_params.get("idProperty")
@@ -766,22 +754,23 @@ class FakeHubSpot:
             raise HubSpotError(
                 _error(404, "Object not found.  objectId are usually numeric.", "OBJECT_NOT_FOUND")
             )
-        return JSONResponse(self._shape(record))
+        return object_type, record
 
-    def _patch(self, request: Request, body: Any) -> Response:
-        object_type = self._type(request)
-        record = self._find(
-            object_type, request.path_params["object_id"], request.query_params.get("idProperty")
-        )
-        if record is None:
-            raise HubSpotError(
-                _error(404, "Object not found.  objectId are usually numeric.", "OBJECT_NOT_FOUND")
-            )
-        properties = body.get("properties") or {}
+    def _update(self, object_type: str, record: dict[str, Any], properties: dict[str, Any]) -> None:
+        """Validate and apply a property update to an existing record (PATCH, batch update
+        and the update side of upsert)."""
         self._validate(object_type, properties)
         self._check_unique(object_type, properties, record["id"])
         self._set(object_type, record, properties)
         record["updatedAt"] = _now_iso()
+
+    def _get(self, request: Request, body: Any) -> Response:
+        _, record = self._addressed(request)
+        return JSONResponse(self._shape(record))
+
+    def _patch(self, request: Request, body: Any) -> Response:
+        object_type, record = self._addressed(request)
+        self._update(object_type, record, body.get("properties") or {})
         return JSONResponse(self._shape(record))
 
     # -- associations (v4) -----------------------------------------------------------------
@@ -856,15 +845,7 @@ class FakeHubSpot:
             for spec in item.get("types") or []:
                 labels = self._link(from_type, from_id, to_type, to_id, spec)
             results.append(self._labels_pair(from_type, from_id, to_type, to_id, labels))
-        return JSONResponse(
-            {
-                "status": "COMPLETE",
-                "results": results,
-                "startedAt": started,
-                "completedAt": _now_iso(),
-            },
-            status_code=201,
-        )
+        return _batch(results, started, status_code=201)
 
     def _association_page(self, request: Request, body: Any) -> Response:
         from_type, to_type = self._type(request), request.path_params["to_type"]
