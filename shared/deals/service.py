@@ -73,7 +73,7 @@ from shared.policy.service import decide
 from shared.prospects.orm import Company, Prospect
 from shared.replies.orm import Reply
 from shared.replies.schemas import ReplyRead
-from shared.replies.service import policy_reply_input
+from shared.replies.service import ReplyNotFound, policy_reply_input
 
 DEALS_ACTOR = Actor(type=ActorType.SYSTEM, id="deals.gate", display="Deal gating")
 Clock = Callable[[], datetime]
@@ -81,11 +81,6 @@ Clock = Callable[[], datetime]
 
 def utc_now() -> datetime:
     return datetime.now(UTC)
-
-
-class ReplyNotFound(NotFound):
-    code = "reply_not_found"
-    title = "Reply not found"
 
 
 class _Party:
