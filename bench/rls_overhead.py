@@ -3,10 +3,11 @@ owner with RLS off, interleaved in one run on the same data. Prints JSON.
 
     .venv/bin/python bench/rls_overhead.py [--tenants 20] [--prospects 5000] [--rounds 2000]
 
-Each measured unit is one transaction as the app runs it: BEGIN, set_config('app.tenant_id'),
-the query, COMMIT. The baseline runs the same statements (its set_config is a no-op for it),
-so the ratio is the cost of the policies alone; `ratio_without_set_config` also charges RLS
-for the extra set_config round trip.
+Each measured unit is one transaction: BEGIN, set_config('app.tenant_id'), the query,
+COMMIT, each its own round trip (the app's unit of work sends BEGIN and set_config as one).
+The baseline runs the same statements (its set_config is a no-op for it), so the ratio is
+the cost of the policies alone; `ratio_without_set_config` also charges RLS for the extra
+set_config round trip.
 """
 
 from __future__ import annotations
