@@ -373,17 +373,13 @@ def profile(decisions: int) -> dict[str, Any]:
     }
 
 
-def add_arguments(parser: argparse.ArgumentParser, prefix: str = "") -> None:
-    parser.add_argument(f"--{prefix}seconds", type=float, default=20.0)
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--seconds", type=float, default=20.0)
     parser.add_argument("--processes", type=int, default=2)
     parser.add_argument("--threads", type=int, default=4)
     parser.add_argument("--tenants", type=int, default=8)
     parser.add_argument("--recipients", type=int, default=30)
-
-
-def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__)
-    add_arguments(parser)
     parser.add_argument("--profile", type=int, default=0, metavar="N")
     args = parser.parse_args()
     if args.profile:
