@@ -316,14 +316,14 @@ def test_api_lists_replies_and_intent_events_and_relabels(
     )
     assert relabelled.status_code == 200, relabelled.text
     assert relabelled.json()["human_label"] == "unsubscribe"
-    assert (
-        client.post(
-            f"/v1/replies/{uuid.uuid4()}/label",
-            json={"label": "neutral"},
-            headers=_auth(tenant, Role.OPERATOR),
-        ).status_code
-        == 404
+    unknown = client.post(
+        f"/v1/replies/{uuid.uuid4()}/label",
+        json={"label": "neutral"},
+        headers=_auth(tenant, Role.OPERATOR),
     )
+    assert unknown.status_code == 404
+    assert unknown.headers["content-type"].startswith("application/problem+json")
+    assert unknown.json()["code"] == "reply_not_found"
     with tenant_unit_of_work(tenant.id) as uow:
         record = uow.session.scalars(uow.scoped(ReplyLabelRecord)).one()
         assert (record.label, record.previous_label, record.reduced_text) == (
