@@ -11,9 +11,7 @@ import os
 import uuid
 from pathlib import Path
 
-from cryptography.hazmat.primitives.keywrap import aes_key_unwrap, aes_key_wrap
-
-from shared.secrets.port import KeyUnavailable
+from shared.secrets.port import KeyUnavailable, unwrap_with, wrap_with
 
 KEK_BYTES = 32
 
@@ -45,10 +43,7 @@ class LocalKeyWrapper:
         return f"file:{tenant_id}.kek"
 
     def wrap(self, tenant_id: uuid.UUID, data_key: bytes) -> bytes:
-        return aes_key_wrap(self._kek(tenant_id), data_key)
+        return wrap_with(self._kek(tenant_id), data_key)
 
     def unwrap(self, tenant_id: uuid.UUID, wrapped: bytes) -> bytes:
-        try:
-            return aes_key_unwrap(self._kek(tenant_id), wrapped)
-        except ValueError as exc:
-            raise KeyUnavailable("the data key does not unwrap with this tenant's key") from exc
+        return unwrap_with(self._kek(tenant_id), wrapped)

@@ -12,7 +12,7 @@ import uuid
 from dataclasses import dataclass, field
 from typing import Protocol
 
-from cryptography.hazmat.primitives.keywrap import aes_key_unwrap, aes_key_wrap
+from cryptography.hazmat.primitives.keywrap import InvalidUnwrap, aes_key_unwrap, aes_key_wrap
 
 
 class KeyUnavailable(RuntimeError):
@@ -29,6 +29,19 @@ class KeyWrapper(Protocol):
     def unwrap(self, tenant_id: uuid.UUID, wrapped: bytes) -> bytes: ...
 
 
+def wrap_with(kek: bytes, data_key: bytes) -> bytes:
+    """RFC 3394 AES key wrap, the algorithm Key Vault calls A256KW."""
+    return aes_key_wrap(kek, data_key)
+
+
+def unwrap_with(kek: bytes, wrapped: bytes) -> bytes:
+    try:
+        return aes_key_unwrap(kek, wrapped)
+    # InvalidUnwrap (wrong KEK, tampered blob) is not a ValueError; ValueError is a bad length.
+    except (InvalidUnwrap, ValueError) as exc:
+        raise KeyUnavailable("the data key does not unwrap with this tenant's key") from exc
+
+
 @dataclass
 class InMemoryKeyWrapper:
     """The test fake: a random KEK per tenant, held in memory (RFC 3394 AES key wrap)."""
@@ -42,10 +55,7 @@ class InMemoryKeyWrapper:
         return f"memory:{tenant_id}"
 
     def wrap(self, tenant_id: uuid.UUID, data_key: bytes) -> bytes:
-        return aes_key_wrap(self._kek(tenant_id), data_key)
+        return wrap_with(self._kek(tenant_id), data_key)
 
     def unwrap(self, tenant_id: uuid.UUID, wrapped: bytes) -> bytes:
-        try:
-            return aes_key_unwrap(self._kek(tenant_id), wrapped)
-        except ValueError as exc:
-            raise KeyUnavailable("the data key does not unwrap with this tenant's key") from exc
+        return unwrap_with(self._kek(tenant_id), wrapped)
