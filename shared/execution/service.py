@@ -286,9 +286,7 @@ def send_touch(request: SendTouch, now: datetime | None = None) -> TouchSendResu
     journey = request.journey
     key = f"{journey.campaign_id}:{journey.prospect_id}:{request.step_id}"
     with tenant_unit_of_work(journey.tenant_id) as uow:
-        existing = uow.session.scalars(
-            uow.scoped(SendIntent).where(SendIntent.idempotency_key == key)
-        ).one_or_none()
+        existing = sending.intent_by_key(uow, key)
         if existing is not None:  # a retried activity: the first attempt already recorded it
             return TouchSendResult(outcome=SendOutcome.RECORDED, intent_id=existing.id)
         campaign = _campaign(uow, journey.campaign_id)

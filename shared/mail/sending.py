@@ -100,7 +100,7 @@ def _read(intent: SendIntent) -> SendIntentRead:
     return SendIntentRead.model_validate(intent)
 
 
-def _by_key(uow: TenantUnitOfWork, key: str) -> SendIntent | None:
+def intent_by_key(uow: TenantUnitOfWork, key: str) -> SendIntent | None:
     return uow.session.scalars(
         uow.scoped(SendIntent).where(SendIntent.idempotency_key == key)
     ).one_or_none()
@@ -124,7 +124,7 @@ def is_draft_only(uow: TenantUnitOfWork, campaign_id: uuid.UUID | None) -> bool:
 def record_send_intent(
     uow: TenantUnitOfWork, request: SendIntentCreate, *, clock: Clock = utc_now
 ) -> RecordedIntent:
-    existing = _by_key(uow, request.idempotency_key)
+    existing = intent_by_key(uow, request.idempotency_key)
     if existing is not None:
         return RecordedIntent(intent=_read(existing), created=False)
     mailbox = uow.get(MailboxRow, request.mailbox_id)
@@ -193,7 +193,7 @@ def record_send_intent(
         .on_conflict_do_nothing(index_elements=["tenant_id", "idempotency_key"])
         .returning(SendIntent.id)
     ).scalar_one_or_none()
-    intent = _by_key(uow, request.idempotency_key)
+    intent = intent_by_key(uow, request.idempotency_key)
     assert intent is not None
     if inserted is not None and draft_only:
         _audit(uow, AuditEventType.SEND_DRAFTED, intent, {"reason": "draft_only"})
