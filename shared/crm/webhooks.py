@@ -131,18 +131,17 @@ def _events(body: bytes) -> list[dict[str, Any]]:
     return parsed
 
 
-def _replayed(uow: TenantUnitOfWork, signature: str) -> bool:
-    digest = hashlib.sha256(signature.encode()).hexdigest()
+def _record_once(uow: TenantUnitOfWork, event_id: str, **values: Any) -> bool:
+    """Store a crm_webhook_events row unless its (tenant, provider, event_id) is already
+    there; True when this call stored it."""
     inserted = uow.execute(
         insert(CrmWebhookEvent)
         .values(
             id=uuid.uuid4(),
             tenant_id=uow.tenant_id,
             provider=PROVIDER,
-            event_id=digest,
-            subscription_type="request.signature",
-            processed_at=datetime.now(UTC),
-            outcome="request",
+            event_id=event_id,
+            **values,
         )
         .on_conflict_do_nothing(
             index_elements=[
@@ -153,7 +152,17 @@ def _replayed(uow: TenantUnitOfWork, signature: str) -> bool:
         )
         .returning(CrmWebhookEvent.id)
     ).scalar_one_or_none()
-    return inserted is None
+    return inserted is not None
+
+
+def _replayed(uow: TenantUnitOfWork, signature: str) -> bool:
+    return not _record_once(
+        uow,
+        hashlib.sha256(signature.encode()).hexdigest(),
+        subscription_type="request.signature",
+        processed_at=datetime.now(UTC),
+        outcome="request",
+    )
 
 
 def accept(
@@ -192,26 +201,12 @@ def accept(
                 raise WebhookRefused("hubspot_webhook_replay")
             for event in portal_events:
                 event_id = str(event["eventId"])
-                new = uow.execute(
-                    insert(CrmWebhookEvent)
-                    .values(
-                        id=uuid.uuid4(),
-                        tenant_id=tenant_id,
-                        provider=PROVIDER,
-                        event_id=event_id,
-                        subscription_type=str(event["subscriptionType"])[:64],
-                        object_id=str(event.get("objectId", ""))[:64] or None,
-                    )
-                    .on_conflict_do_nothing(
-                        index_elements=[
-                            CrmWebhookEvent.tenant_id,
-                            CrmWebhookEvent.provider,
-                            CrmWebhookEvent.event_id,
-                        ]
-                    )
-                    .returning(CrmWebhookEvent.id)
-                ).scalar_one_or_none()
-                if new is None:
+                if not _record_once(
+                    uow,
+                    event_id,
+                    subscription_type=str(event["subscriptionType"])[:64],
+                    object_id=str(event.get("objectId", ""))[:64] or None,
+                ):
                     duplicates += 1
                     continue
                 # Sent before commit: a failed send rolls the dedupe row back and HubSpot
