@@ -133,11 +133,6 @@ class GateRequestInvalid(ValidationFailed):
     title = "Send request invalid"
 
 
-class GateMailboxNotFound(NotFound):
-    code = "mailbox_not_found"
-    title = "Mailbox not found"
-
-
 # The reads a send decision needs, in one round trip: the decision guard (the tenant's
 # kill switch row, locked FOR SHARE, and the active pack), the mailbox row, the tenant's
 # settings, the current windows' counters, the most specific suppression entry and whether
@@ -256,7 +251,7 @@ def _send_context(
         assert row is not None
     locked = policy_repository.guard_from_values(*row[:_GUARD_WIDTH])
     if row[_GUARD_WIDTH] is None:
-        raise GateMailboxNotFound()
+        raise caps.MailboxNotFound()
     settings, plan, used, found, contacted = row[_MAILBOX_END:]
     if plan is None:
         raise NotFound("Tenant not found.")

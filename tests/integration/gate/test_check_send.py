@@ -17,7 +17,6 @@ from shared.deliverability import service as caps
 from shared.deliverability import suppression
 from shared.deliverability.schemas import SuppressionCreate
 from shared.policy.gate import (
-    GateMailboxNotFound,
     GateOutcome,
     GateResult,
     SendRequest,
@@ -76,7 +75,7 @@ def test_counters_are_read_in_the_mailboxs_own_windows(database: object) -> None
 
 
 def test_an_unknown_mailbox_is_refused(sender: Sender) -> None:
-    with pytest.raises(GateMailboxNotFound):
+    with pytest.raises(caps.MailboxNotFound):
         _check(sender, sender.request("a@prospect.example", mailbox_id=uuid.uuid4()))
 
 
