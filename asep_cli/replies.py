@@ -15,22 +15,21 @@ def _classify(args: argparse.Namespace) -> int:
     failures = 0
     for name in args.files:
         line: dict[str, Any] = {"file": name}
+        error: str | None = None
         try:
             with open(name, "rb") as handle:
                 raw = handle.read()
         except OSError as exc:
-            failures += 1
-            line.update(label=None, sub_label=None, confidence=None, evidence=None)
-            line["error"] = f"{type(exc).__name__}: {exc.strerror or exc}"
+            error = f"{type(exc).__name__}: {exc.strerror or exc}"
         else:
             try:
                 result = classify_raw(raw, model)
             except Exception as exc:  # a classifier bug on one file must not lose the others
-                failures += 1
-                line.update(label=None, sub_label=None, confidence=None, evidence=None)
-                line["error"] = f"{type(exc).__name__}: {exc}"
-                sys.stdout.write(json.dumps(line, ensure_ascii=False) + "\n")
-                continue
+                error = f"{type(exc).__name__}: {exc}"
+        if error is not None:
+            failures += 1
+            line.update(label=None, sub_label=None, confidence=None, evidence=None, error=error)
+        else:
             line.update(
                 label=result.label.value,
                 sub_label=result.sub_label,
