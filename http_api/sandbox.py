@@ -13,7 +13,7 @@ from shared.config import Environment, get_settings
 from shared.errors import ASEPError, NotFound
 from shared.identity.permissions import Permission
 from shared.mail import service
-from shared.mail.inbound import InMemoryReplySignal, ReplySignal, dispatch_reply_signals
+from shared.mail.inbound import ReplySignal, dispatch_reply_signals
 from shared.mail.schemas import FaultPlan, IngestResult, SandboxMessagePage
 from shared.replies.service import classify_on_arrival
 
@@ -35,13 +35,10 @@ router = APIRouter(
     prefix="/sandbox/mailboxes", tags=["sandbox"], dependencies=[Depends(sandbox_enabled)]
 )
 
-# Until the orchestrations register the durable signal on app.state.reply_signal.
-_fallback_signal = InMemoryReplySignal()
-
 
 def reply_signal(request: Request) -> ReplySignal:
-    signal: ReplySignal | None = getattr(request.app.state, "reply_signal", None)
-    return signal or _fallback_signal
+    signal: ReplySignal = request.app.state.reply_signal
+    return signal
 
 
 def _media_type(request: Request) -> None:
