@@ -24,7 +24,8 @@ router = APIRouter(prefix="/approvals", tags=["approvals"])
 
 def decision_sink(request: Request) -> ApprovalDecisionSink | None:
     """The composition root sets `app.state.approval_decision_sink` (the durable client's
-    raise_event); without one, decisions wait in the database for the orchestration to read."""
+    raise_event); without one (some test apps), a decision is recorded but reaches no
+    orchestration, which then holds at its approval timeout."""
     sink: ApprovalDecisionSink | None = getattr(request.app.state, "approval_decision_sink", None)
     return sink
 

@@ -54,7 +54,8 @@ class InMemoryOrchestrationSignal:
 
 
 class LoggingOrchestrationSignal:
-    """Used until the app wires the durable client in: says so in the log, every time."""
+    """The fallback when an app has no signal configured (`create_app` wires the durable one):
+    says so in the log, every time."""
 
     def signal_kill_switch(self, tenant_id: uuid.UUID, campaign_id: uuid.UUID | None) -> None:
         log.warning(
