@@ -1,12 +1,10 @@
-"""CRM functions: HubSpot webhook events from the `crm-events` queue, and pushing queued CRM
-writes to HubSpot (as an activity for orchestrations, and on a timer as the backstop that
-replays held writes after a reconnect)."""
+"""CRM functions: HubSpot webhook events from the `crm-events` queue, and a one-minute timer
+pushing every HubSpot tenant's queued CRM writes (which also replays held writes after a
+reconnect)."""
 
 from __future__ import annotations
 
 import logging
-import uuid
-from typing import Any
 
 import azure.durable_functions as df
 import azure.functions as func
@@ -25,17 +23,6 @@ blueprint = df.Blueprint()
 def crm_events(msg: func.ServiceBusMessage) -> None:
     outcome = webhooks.process_message(msg.get_body())
     log.info("crm event processed", extra={"message_id": msg.message_id, "outcome": outcome})
-
-
-@blueprint.activity_trigger(input_name="payload")
-def push_crm_writes(payload: dict[str, Any]) -> dict[str, Any]:
-    report = push_pending(uuid.UUID(payload["tenant_id"]))
-    return {
-        "done": report.done,
-        "rejected": report.rejected,
-        "held": report.held,
-        "left_pending": report.left_pending,
-    }
 
 
 @blueprint.timer_trigger(schedule="0 * * * * *", arg_name="timer", run_on_startup=False)
