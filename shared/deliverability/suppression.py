@@ -191,18 +191,22 @@ def _rows(data: bytes) -> tuple[str, list[tuple[int, dict[str, Any]]]]:
     except UnicodeDecodeError as exc:
         raise InvalidImport("The CSV must be UTF-8.") from exc
     reader = csv.DictReader(io.StringIO(text, newline=""))
-    header = [name.strip().lower() for name in reader.fieldnames or []]
-    reader.fieldnames = header
-    value_column = next((name for name in VALUE_COLUMNS if name in header), None)
-    if value_column is None:
-        raise InvalidImport(
-            "The CSV needs a header row with one of: " + ", ".join(VALUE_COLUMNS) + "."
-        )
-    rows = []
-    for row in reader:
-        rows.append((reader.line_num, row))
-        if len(rows) > IMPORT_MAX_ROWS:
-            raise InvalidImport(f"At most {IMPORT_MAX_ROWS} rows per import.")
+    try:
+        header = [name.strip().lower() for name in reader.fieldnames or []]
+        reader.fieldnames = header
+        value_column = next((name for name in VALUE_COLUMNS if name in header), None)
+        if value_column is None:
+            raise InvalidImport(
+                "The CSV needs a header row with one of: " + ", ".join(VALUE_COLUMNS) + "."
+            )
+        rows = []
+        for row in reader:
+            rows.append((reader.line_num, row))
+            if len(rows) > IMPORT_MAX_ROWS:
+                raise InvalidImport(f"At most {IMPORT_MAX_ROWS} rows per import.")
+    except csv.Error as exc:
+        # e.g. a field over the csv module's 131,072-character limit, well within a body.
+        raise InvalidImport(f"The CSV cannot be read at line {reader.line_num}: {exc}.") from exc
     return value_column, rows
 
 

@@ -156,6 +156,14 @@ def test_import_keeps_good_rows_and_reports_every_bad_one(
     assert no_header.status_code == 422
     assert no_header.json()["code"] == "invalid_suppression_import"
 
+    oversized_field = client.post(
+        "/v1/suppressions/import",
+        content=b"value\n" + b"a" * 200_000 + b"\n",
+        headers={**auth(tenant), "Content-Type": "text/csv"},
+    )
+    assert oversized_field.status_code == 422, oversized_field.text
+    assert oversized_field.json()["code"] == "invalid_suppression_import"
+
 
 def test_delete_lifts_a_manual_entry_but_never_a_recipients_opt_out(
     client: TestClient, tenant: TenantRead
