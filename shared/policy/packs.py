@@ -49,6 +49,11 @@ def parse_pack_text(text: str) -> PolicyPackDocument:
         raw: Any = yaml.safe_load(text)
     except yaml.YAMLError as exc:
         raise PackInvalid([_yaml_issue(exc)]) from exc
+    except RecursionError as exc:
+        # PyYAML composes nested collections recursively; a few hundred levels exhaust it.
+        raise PackInvalid(
+            [PackIssue(field="document", message="not valid YAML or JSON: nested too deeply")]
+        ) from exc
     return parse_pack_object(raw)
 
 

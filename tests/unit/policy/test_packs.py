@@ -146,6 +146,12 @@ def test_yaml_syntax_errors_carry_a_position() -> None:
     assert issue["line"] is not None
 
 
+def test_deeply_nested_yaml_is_an_invalid_pack_not_a_crash() -> None:
+    (issue,) = issues_of("id: x\nrules: []\ndescription: " + "[" * 5_000 + "]" * 5_000)
+    assert issue["field"] == "document"
+    assert "nested too deeply" in issue["message"]
+
+
 def test_every_expression_issue_is_reported_at_once() -> None:
     issues = issues_of(
         pack_yaml(
