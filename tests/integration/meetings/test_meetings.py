@@ -476,6 +476,13 @@ def test_meetings_api_and_the_booking_link(client: TestClient, flow: Flow) -> No
     assert page.status_code == 200
     assert page.text.count('name="option"') == 3
     assert _meeting(flow, meeting_id).chosen_index is None  # a GET never chooses
+    unproposed = client.post(f"/v1/meetings/book/{token}", data={"option": "4"})
+    assert unproposed.status_code == 409
+    assert unproposed.json()["code"] == "meeting_choice_closed"
+    not_a_number = client.post(f"/v1/meetings/book/{token}", data={"option": "second"})
+    assert not_a_number.status_code == 422
+    assert not_a_number.json()["code"] == "validation_failed"
+    assert _meeting(flow, meeting_id).chosen_index is None  # the link still takes a choice
     picked = client.post(f"/v1/meetings/book/{token}", data={"option": "3"})
     assert picked.status_code == 200, picked.text
     assert _meeting(flow, meeting_id).chosen_index == 2
