@@ -5,6 +5,7 @@ from __future__ import annotations
 from enum import StrEnum
 from functools import lru_cache
 from pathlib import Path
+from typing import Literal
 
 from pydantic import Field, SecretStr
 from pydantic_settings import BaseSettings, SettingsConfigDict
@@ -95,7 +96,7 @@ class Settings(BaseSettings):
     hubspot_auth_url: str = "https://app.hubspot.com/oauth/authorize"
     hubspot_api_base_url: str = "https://api.hubapi.com"
     # "free_starter" (100/10 s), "professional", "enterprise" (190/10 s), "oauth" (110/10 s).
-    hubspot_rate_tier: str = "oauth"
+    hubspot_rate_tier: Literal["free_starter", "professional", "enterprise", "oauth"] = "oauth"
     hubspot_oauth_state_ttl_seconds: int = Field(default=600, ge=60, le=3600)
     hubspot_webhook_max_age_seconds: int = Field(default=300, ge=1, le=300)
     # Per-tenant key-encryption keys for integration tokens: Key Vault later, key files now.

@@ -109,7 +109,7 @@ _limiters: dict[str, LimiterRegistry] = {}
 
 
 def limiter_registry(settings: Settings) -> LimiterRegistry:
-    tier = TIERS.get(settings.hubspot_rate_tier, TIERS["oauth"])
+    tier = TIERS[settings.hubspot_rate_tier]
     if tier.name not in _limiters:
         _limiters[tier.name] = LimiterRegistry(tier)
     return _limiters[tier.name]
