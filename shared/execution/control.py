@@ -239,8 +239,11 @@ def resume_campaign(uow: TenantUnitOfWork, campaign_id: uuid.UUID, actor: Actor)
 
 
 def live_instances(uow: TenantUnitOfWork, campaign_id: uuid.UUID | None) -> list[str]:
+    """Journeys to signal: "pending" with an instance id is a journey being started
+    (`service.assign_instances`), whose stop would otherwise be missed."""
     statement = uow.scoped(CampaignMember).where(
-        CampaignMember.status.in_(LIVE_MEMBER_STATUSES), CampaignMember.instance_id.is_not(None)
+        CampaignMember.status.in_((*LIVE_MEMBER_STATUSES, "pending")),
+        CampaignMember.instance_id.is_not(None),
     )
     if campaign_id is not None:
         statement = statement.where(CampaignMember.campaign_id == campaign_id)
