@@ -114,7 +114,8 @@ class IntentEventPage(BaseModel):
 
 
 class ReplyLabelRequest(BaseModel):
-    """A person's label for a reply: kept as training data, audited, never re-runs effects."""
+    """A person's label for a reply: kept as training data and audited. Unsubscribe, complaint
+    or hard bounce suppresses at once; no other effect (intent event, deal, health) re-runs."""
 
     model_config = ConfigDict(extra="forbid")
 
