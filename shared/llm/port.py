@@ -23,7 +23,6 @@ OutputT = TypeVar("OutputT", bound=BaseModel)
 class Task(StrEnum):
     DRAFT_EMAIL = "draft_email"
     CLASSIFY_REPLY = "classify_reply"
-    SUMMARIZE_RESEARCH = "summarize_research"
 
 
 @dataclass(frozen=True)

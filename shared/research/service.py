@@ -6,7 +6,6 @@ import hashlib
 import uuid
 from collections.abc import Sequence
 
-from sqlalchemy import select
 from sqlalchemy.dialects.postgresql import insert
 
 from shared.audit.schemas import Actor, AuditEventType
@@ -103,10 +102,3 @@ def research_prospect(
         correlation_id=correlation_id,
     )
     return evidence
-
-
-def get_evidence(uow: TenantUnitOfWork, ids: Sequence[uuid.UUID]) -> list[EvidenceRead]:
-    rows = uow.session.scalars(
-        select(Evidence).where(Evidence.tenant_id == uow.tenant_id, Evidence.id.in_(list(ids)))
-    ).all()
-    return [EvidenceRead.model_validate(row) for row in rows]
