@@ -93,11 +93,3 @@ def unsubscribe_url(tenant_id: uuid.UUID, address: str, settings: Settings | Non
     settings = settings or get_settings()
     token = unsubscribe_signer().token(tenant_id, address)
     return f"{settings.public_base_url.rstrip('/')}/u/{quote(token, safe='')}"
-
-
-def list_unsubscribe_headers(tenant_id: uuid.UUID, address: str) -> dict[str, str]:
-    """RFC 8058 headers; the DKIM signature must cover both (the mail module signs)."""
-    return {
-        "List-Unsubscribe": f"<{unsubscribe_url(tenant_id, address)}>",
-        "List-Unsubscribe-Post": ONE_CLICK_BODY,
-    }

@@ -3,6 +3,9 @@
 from __future__ import annotations
 
 import uuid
+from datetime import UTC, datetime
+from email import policy
+from email.parser import BytesParser
 from urllib.parse import urlsplit
 
 from fastapi.testclient import TestClient
@@ -11,10 +14,10 @@ from shared.db.unit_of_work import tenant_unit_of_work
 from shared.deliverability import suppression
 from shared.deliverability.unsubscribe import (
     UnsubscribeSigner,
-    list_unsubscribe_headers,
     unsubscribe_signer,
     unsubscribe_url,
 )
+from shared.mail.mime import Compliance, MessageContent, build_message
 from tests.integration.deliverability.conftest import audit_events, new_tenant
 
 ONE_CLICK = {"List-Unsubscribe": "One-Click"}
@@ -79,9 +82,17 @@ def test_a_token_only_unsubscribes_in_its_own_tenant(client: TestClient) -> None
 
 def test_headers_follow_rfc_8058() -> None:
     tenant_id = uuid.uuid4()
-    headers = list_unsubscribe_headers(tenant_id, "r@example.com")
+    raw = build_message(
+        message_id="<rfc8058@sender.example>",
+        date=datetime(2026, 3, 2, 9, 30, tzinfo=UTC),
+        sender="alex@sender.example",
+        recipient="r@example.com",
+        content=MessageContent("Hello", "Hi.", None),
+        compliance=Compliance("1 Example Street", unsubscribe_url(tenant_id, "r@example.com")),
+    )
+    headers = BytesParser(policy=policy.default).parsebytes(raw)
     assert headers["List-Unsubscribe-Post"] == "List-Unsubscribe=One-Click"
-    link = headers["List-Unsubscribe"]
+    link = str(headers["List-Unsubscribe"])
     assert link.startswith("<")
     assert link.endswith(">")
     token = urlsplit(link[1:-1]).path.removeprefix("/u/")
