@@ -7,7 +7,6 @@ take the durable client binding (ARCHITECTURE.md §6).
 from __future__ import annotations
 
 import asyncio
-import uuid
 from typing import Any
 
 import azure.durable_functions as df
@@ -16,7 +15,8 @@ from shared.config import get_settings
 from shared.execution import control, service
 from shared.execution.orchestrations import DurableOrchestrations
 from shared.execution.schemas import (
-    CanaryVerdict,
+    CampaignRef,
+    CanaryOutcome,
     EngagementQuery,
     EnrolBatch,
     EnrolResult,
@@ -26,6 +26,7 @@ from shared.execution.schemas import (
     LogTouch,
     PrepareTouch,
     SendTouch,
+    SequenceRef,
     journey_instance_id,
 )
 from shared.mail import sending
@@ -35,8 +36,8 @@ blueprint = df.Blueprint()
 
 @blueprint.activity_trigger(input_name="payload")
 def load_sequence_plan(payload: dict[str, Any]) -> dict[str, Any]:
-    plan = service.sequence_plan(uuid.UUID(payload["tenant_id"]), uuid.UUID(payload["sequence_id"]))
-    return plan.model_dump(mode="json")
+    ref = SequenceRef.model_validate(payload)
+    return service.sequence_plan(ref.tenant_id, ref.sequence_id).model_dump(mode="json")
 
 
 @blueprint.activity_trigger(input_name="payload")
@@ -78,19 +79,14 @@ def engagement(payload: dict[str, Any]) -> dict[str, Any]:
 
 @blueprint.activity_trigger(input_name="payload")
 def canary_verdict(payload: dict[str, Any]) -> dict[str, Any]:
-    verdict = service.canary_verdict(
-        uuid.UUID(payload["tenant_id"]), uuid.UUID(payload["campaign_id"])
-    )
-    return verdict.model_dump(mode="json")
+    ref = CampaignRef.model_validate(payload)
+    return service.canary_verdict(ref.tenant_id, ref.campaign_id).model_dump(mode="json")
 
 
 @blueprint.activity_trigger(input_name="payload")
 def record_canary_outcome(payload: dict[str, Any]) -> None:
-    control.record_canary_outcome(
-        uuid.UUID(payload["tenant_id"]),
-        uuid.UUID(payload["campaign_id"]),
-        CanaryVerdict.model_validate(payload["verdict"]),
-    )
+    outcome = CanaryOutcome.model_validate(payload)
+    control.record_canary_outcome(outcome.tenant_id, outcome.campaign_id, outcome.verdict)
 
 
 @blueprint.activity_trigger(input_name="payload")

@@ -18,8 +18,10 @@ from typing import Any
 import azure.durable_functions as df
 
 from shared.execution.schemas import (
+    CampaignRef,
     CampaignRunInput,
     CanaryInput,
+    CanaryOutcome,
     CanaryVerdict,
     Engagement,
     EngagementQuery,
@@ -34,6 +36,7 @@ from shared.execution.schemas import (
     SendOutcome,
     SendTouch,
     SequencePlan,
+    SequenceRef,
     TouchOutcome,
     TouchPrepared,
     TouchSendResult,
@@ -104,7 +107,9 @@ def prospect_sequence(context: df.DurableOrchestrationContext) -> Orchestration:
                 yield context.call_activity_with_retry(
                     "load_sequence_plan",
                     RETRY,
-                    {"tenant_id": str(journey.tenant_id), "sequence_id": str(journey.sequence_id)},
+                    _dump(
+                        SequenceRef(tenant_id=journey.tenant_id, sequence_id=journey.sequence_id)
+                    ),
                 )
             )
         )
@@ -285,18 +290,18 @@ def canary_escalation(context: df.DurableOrchestrationContext) -> Orchestration:
             yield context.call_activity_with_retry(
                 "canary_verdict",
                 RETRY,
-                {"tenant_id": str(canary.tenant_id), "campaign_id": str(canary.campaign_id)},
+                _dump(CampaignRef(tenant_id=canary.tenant_id, campaign_id=canary.campaign_id)),
             )
         )
     )
     yield context.call_activity_with_retry(
         "record_canary_outcome",
         RETRY,
-        {
-            "tenant_id": str(canary.tenant_id),
-            "campaign_id": str(canary.campaign_id),
-            "verdict": _dump(verdict),
-        },
+        _dump(
+            CanaryOutcome(
+                tenant_id=canary.tenant_id, campaign_id=canary.campaign_id, verdict=verdict
+            )
+        ),
     )
     return _dump(verdict)
 

@@ -90,6 +90,16 @@ class IntentRef(_Message):
     intent_id: uuid.UUID
 
 
+class SequenceRef(_Message):
+    tenant_id: uuid.UUID
+    sequence_id: uuid.UUID
+
+
+class CampaignRef(_Message):
+    tenant_id: uuid.UUID
+    campaign_id: uuid.UUID
+
+
 class LogTouch(_Message):
     journey: JourneyInput
     intent_id: uuid.UUID
@@ -167,3 +177,9 @@ class CanaryVerdict(_Message):
     complaints: int
     negative_replies: int
     reasons: list[str] = Field(default_factory=list)
+
+
+class CanaryOutcome(_Message):
+    tenant_id: uuid.UUID
+    campaign_id: uuid.UUID
+    verdict: CanaryVerdict
