@@ -48,23 +48,32 @@ def _mark(dependency: Callable[..., Any], permission: str) -> Callable[..., Any]
     return dependency
 
 
+def _tenant_of(credential: Principal | VerifiedUser) -> uuid.UUID:
+    if credential.tenant_id is None:
+        raise Forbidden("This identity does not belong to a tenant.")
+    return credential.tenant_id
+
+
+def _permitted(principal: Principal, permission: str) -> Principal:
+    if permission not in principal.permissions:
+        raise Forbidden(f"This action needs the '{permission}' permission.")
+    return principal
+
+
 def require_permission(permission: str) -> Any:
     def tenant_context(request: Request) -> Iterator[TenantContext]:
         authenticator = authenticator_of(request)
         credential = authenticator.authenticate(request.headers.get("authorization"))
-        if isinstance(credential, Principal) and credential.tenant_id is None:
-            raise Forbidden("This identity does not belong to a tenant.")
-        tenant_id = credential.tenant_id
-        assert tenant_id is not None
+        tenant_id = _tenant_of(credential)
         with tenant_unit_of_work(tenant_id) as uow:
             principal = (
                 authenticator.resolve_user(uow, credential)
                 if isinstance(credential, VerifiedUser)
                 else credential
             )
-            if permission not in principal.permissions:
-                raise Forbidden(f"This action needs the '{permission}' permission.")
-            yield TenantContext(tenant_id=tenant_id, principal=principal, uow=uow)
+            yield TenantContext(
+                tenant_id=tenant_id, principal=_permitted(principal, permission), uow=uow
+            )
 
     return Depends(_mark(tenant_context, permission), scope="function")
 
@@ -157,13 +166,8 @@ def authorize(
     """For functions outside the FastAPI app (HTTP streams): the same checks as
     `require_permission`, with the user resolved in its own short unit of work."""
     credential = authenticator.authenticate(authorization)
+    tenant_id = _tenant_of(credential)
     if isinstance(credential, Principal):
-        if credential.tenant_id is None:
-            raise Forbidden("This identity does not belong to a tenant.")
-        principal = credential
-    else:
-        with tenant_unit_of_work(credential.tenant_id) as uow:
-            principal = authenticator.resolve_user(uow, credential)
-    if permission not in principal.permissions:
-        raise Forbidden(f"This action needs the '{permission}' permission.")
-    return principal
+        return _permitted(credential, permission)
+    with tenant_unit_of_work(tenant_id) as uow:
+        return _permitted(authenticator.resolve_user(uow, credential), permission)
