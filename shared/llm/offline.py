@@ -7,8 +7,7 @@ output; its answers go through the same schema validation as a hosted model's.
 
 from __future__ import annotations
 
-import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from typing import Any
 
 from pydantic import ValidationError
@@ -73,7 +72,6 @@ class OfflineModel:
         answer = TASKS.get(request.task)
         if answer is None:
             raise ModelError(f"the offline model cannot do {request.task}", retryable=False)
-        started = time.perf_counter()
         try:
             raw = answer(request.context)
             output = request.output_schema.model_validate(raw)
@@ -88,9 +86,4 @@ class OfflineModel:
                 input_tokens=_approximate_tokens(text_in),
                 output_tokens=_approximate_tokens(output.model_dump_json()),
             ),
-            latency_ms=(time.perf_counter() - started) * 1000,
         )
-
-    def stream(self, request: GenerationRequest[OutputT]) -> Iterator[str]:
-        result = self.generate(request)
-        yield from result.output.model_dump_json()

@@ -9,7 +9,6 @@ carries its token usage and cost so the router can enforce a tenant's ceiling.
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from dataclasses import dataclass, field
 from decimal import Decimal
 from enum import StrEnum
@@ -58,7 +57,6 @@ class GenerationResult(Generic[OutputT]):
     provider: str
     model: str
     usage: Usage = field(default_factory=Usage)
-    latency_ms: float = 0.0
 
 
 class ModelError(Exception):
@@ -74,8 +72,4 @@ class ModelProvider(Protocol):
 
     def generate(self, request: GenerationRequest[OutputT]) -> GenerationResult[OutputT]:
         """One structured answer, validated against request.output_schema."""
-        ...
-
-    def stream(self, request: GenerationRequest[OutputT]) -> Iterator[str]:
-        """Text deltas as they arrive (for the console's live preview); not validated."""
         ...

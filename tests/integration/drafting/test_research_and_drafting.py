@@ -4,7 +4,6 @@ count every claim that no evidence supports."""
 from __future__ import annotations
 
 import uuid
-from collections.abc import Iterator
 from dataclasses import dataclass
 
 import pytest
@@ -168,9 +167,6 @@ class InventingModel:
             }
         )
         return GenerationResult(output, self.name, "v1", Usage())
-
-    def stream(self, req: GenerationRequest[OutputT]) -> Iterator[str]:
-        yield ""
 
 
 def test_claims_without_evidence_and_prohibited_claims_are_flagged(setup: Setup) -> None:

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import uuid
-from collections.abc import Iterator
 from dataclasses import dataclass, field
 from decimal import Decimal
 
@@ -62,9 +61,6 @@ class ScriptedModel:
             {"subject": "s", "body": "b", "bullets": [], "claims": []}
         )
         return GenerationResult(output, self.name, "scripted", Usage(10, 10, self.cost))
-
-    def stream(self, req: GenerationRequest[OutputT]) -> Iterator[str]:
-        yield "s"
 
 
 def test_the_offline_model_is_deterministic_and_cites_its_evidence() -> None:
