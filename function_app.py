@@ -32,8 +32,10 @@ app.register_functions(deal_orchestrators)
 app.register_functions(deal_activities)
 app.register_functions(meeting_orchestrators)
 app.register_functions(meeting_activities)
-asgi = func.AsgiMiddleware(create_app())
-authenticator = Authenticator(get_settings())
+api = create_app()
+asgi = func.AsgiMiddleware(api)
+# The event stream shares the API's authenticator, and with it one JWKS cache.
+authenticator: Authenticator = api.state.authenticator
 
 
 @app.function_name("events_stream")
