@@ -69,13 +69,11 @@ class InboundPage:
 
 
 class MailProviderError(Exception):
-    retryable: bool = False
+    """`sending` tells these apart by type: which outcome is definite decides what happens."""
 
 
 class ProviderThrottled(MailProviderError):
     """429 (or Gmail's 403 rateLimitExceeded): not accepted; wait `retry_after` seconds."""
-
-    retryable = True
 
     def __init__(self, retry_after: float, detail: str = "throttled") -> None:
         super().__init__(f"{detail}; retry after {retry_after:g}s")
@@ -85,8 +83,6 @@ class ProviderThrottled(MailProviderError):
 class ProviderUnavailable(MailProviderError):
     """5xx or a timeout. The request may still have been processed: reconcile first."""
 
-    retryable = True
-
 
 class ProviderTimeout(ProviderUnavailable):
     pass
@@ -94,8 +90,6 @@ class ProviderTimeout(ProviderUnavailable):
 
 class OutcomeUnknown(MailProviderError):
     """The request was written but no answer came back (connection dropped, ambiguous 202)."""
-
-    retryable = True
 
 
 class ProviderRejected(MailProviderError):
