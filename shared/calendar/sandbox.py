@@ -159,7 +159,7 @@ def add_busy_block(
     end: datetime,
     summary: str | None = None,
 ) -> None:
-    """Mark the calendar's owner busy (the demo and tests stand in for their other meetings)."""
+    """Mark the calendar's owner busy (tests stand in for their other meetings)."""
     _check_window(start, end)
     uow.add(SandboxBusyBlock(mailbox_id=mailbox_id, starts_at=start, ends_at=end, summary=summary))
     uow.flush()
