@@ -35,7 +35,12 @@ def draft_email(context: dict[str, Any]) -> dict[str, Any]:
     ]
     opener = ""
     if bullets:
-        opener = f"I noticed {bullets[0]['text'][0].lower()}{bullets[0]['text'][1:]}"
+        statement = str(bullets[0]["text"])
+        # Facts open with a name ("Acme raised…"), kept as written; only the pronoun of a fact
+        # about a prospect without a first name is lowercased mid-sentence.
+        if statement.startswith("They "):
+            statement = "they " + statement.removeprefix("They ")
+        opener = f"I noticed {statement}"
         opener = opener if opener.endswith(".") else opener + "."
     body = context["body"]
     if opener and "{{personalization}}" in body:

@@ -46,7 +46,11 @@ class EnrichmentResearchSource:
 
         if subject.title:
             yield Fact(
-                statement=f"{subject.first_name or 'They'} is {subject.title} at {company}",
+                statement=(
+                    f"{subject.first_name} is {subject.title} at {company}"
+                    if subject.first_name
+                    else f"They are {subject.title} at {company}"
+                ),
                 source_url=f"asep://prospects/{subject.prospect_id}",
                 excerpt=f"title: {subject.title}",
                 fetched_at=known,

@@ -137,7 +137,7 @@ def test_an_offline_draft_is_grounded_and_compliant(setup: Setup) -> None:
     draft = result.draft
     assert draft.subject == "Idea for Acme"
     assert "EU expansion" in draft.body
-    assert "I noticed acme raised a $30M Series B." in draft.body
+    assert "I noticed Acme raised a $30M Series B." in draft.body
     assert UNSUBSCRIBE not in draft.body, "the message builder adds the footer when sending"
     assert draft.evidence_ids
     assert draft.bullets[0]["evidence_ids"]

@@ -68,7 +68,7 @@ def test_the_offline_model_is_deterministic_and_cites_its_evidence() -> None:
     again = OfflineModel().generate(request()).output
     assert first == again
     assert first.bullets[0].evidence_ids == ["e2"]  # the most confident fact leads
-    assert "I noticed acme raised a $30M Series B." in first.body
+    assert "I noticed Acme raised a $30M Series B." in first.body
     assert all(claim.evidence_ids for claim in first.claims)
 
 
@@ -124,3 +124,14 @@ def test_no_provider_answering_is_a_clear_error() -> None:
             request(),
             InMemorySpendLedger(),
         )
+
+
+def test_the_offline_opener_keeps_names_capitalised_and_lowercases_only_a_pronoun() -> None:
+    nameless = {
+        **CONTEXT,
+        "evidence": [{"id": "e3", "statement": "They are CTO at Acme", "confidence": 0.7}],
+    }
+    answer = OfflineModel().generate(
+        GenerationRequest(Task.DRAFT_EMAIL, DraftOutput, "write", nameless)
+    )
+    assert "I noticed they are CTO at Acme." in answer.output.body
