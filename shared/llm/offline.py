@@ -15,6 +15,7 @@ from pydantic import ValidationError
 from shared.llm.port import GenerationRequest, GenerationResult, ModelError, OutputT, Task, Usage
 
 Answer = Callable[[dict[str, Any]], dict[str, Any]]
+GREETINGS = ("hi ", "hi,", "hello", "hey ", "dear ")
 
 
 def _approximate_tokens(text: str) -> int:
@@ -46,7 +47,12 @@ def draft_email(context: dict[str, Any]) -> dict[str, Any]:
     if opener and "{{personalization}}" in body:
         body = body.replace("{{personalization}}", opener)
     elif opener:
-        body = f"Hi {first_name},\n\n{opener}\n\n{body}"
+        first_line, _, rest = body.partition("\n")
+        if first_line.lower().startswith(GREETINGS):
+            # The template greets already: the opener follows its greeting, not a second one.
+            body = f"{first_line}\n\n{opener}\n{rest}"
+        else:
+            body = f"Hi {first_name},\n\n{opener}\n\n{body}"
     body = body.replace("{{personalization}}", "").strip()
     claims = [{"text": opener, "evidence_ids": bullets[0]["evidence_ids"]}] if opener else []
     return {

@@ -135,3 +135,21 @@ def test_the_offline_opener_keeps_names_capitalised_and_lowercases_only_a_pronou
         GenerationRequest(Task.DRAFT_EMAIL, DraftOutput, "write", nameless)
     )
     assert "I noticed they are CTO at Acme." in answer.output.body
+
+
+def test_the_offline_opener_follows_a_greeting_the_template_already_has() -> None:
+    follow_up = {**CONTEXT, "body": "Hi Ana, bringing this back up in case it got buried."}
+    answer = OfflineModel().generate(
+        GenerationRequest(Task.DRAFT_EMAIL, DraftOutput, "write", follow_up)
+    )
+    assert answer.output.body == (
+        "Hi Ana, bringing this back up in case it got buried.\n\n"
+        "I noticed Acme raised a $30M Series B."
+    )
+    ungreeted = {**CONTEXT, "body": "Quick question about your pipeline."}
+    answer = OfflineModel().generate(
+        GenerationRequest(Task.DRAFT_EMAIL, DraftOutput, "write", ungreeted)
+    )
+    assert answer.output.body == (
+        "Hi Ana,\n\nI noticed Acme raised a $30M Series B.\n\nQuick question about your pipeline."
+    )
