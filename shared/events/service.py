@@ -16,7 +16,8 @@ from sqlalchemy import select
 from shared.audit.orm import AuditEvent
 from shared.db.unit_of_work import tenant_unit_of_work
 
-# Identifiers (never contact data or content) that the feed may repeat from an event.
+# Identifiers (never contact data or content) that the feed may repeat from an event. Not
+# "reason": on some events it is a person's free text (an approval's rejection, a deal note).
 SAFE_FIELDS = (
     "campaign_id",
     "prospect_id",
@@ -25,7 +26,6 @@ SAFE_FIELDS = (
     "decision_id",
     "intent_id",
     "status",
-    "reason",
     "step_id",
 )
 

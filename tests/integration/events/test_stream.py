@@ -4,12 +4,17 @@ from __future__ import annotations
 
 import asyncio
 import json
+import uuid
 
 from starlette.requests import Request
 
 from http_api.events import stream_events
+from shared.audit.schemas import Actor, ActorType, AuditEventType
+from shared.audit.service import AuditChain
 from shared.config import get_settings
 from shared.db.server import DatabaseUrls
+from shared.db.unit_of_work import tenant_unit_of_work
+from shared.events.service import events_after, latest_seq
 from shared.identity.authentication import Authenticator
 from shared.identity.dev_issuer import dev_token
 from shared.identity.model import Role
@@ -44,3 +49,19 @@ def test_no_token_is_a_401_problem_with_its_challenge(database: DatabaseUrls) ->
     assert response.status_code == 401
     assert response.headers["www-authenticate"] == 'Bearer realm="asep"'
     assert json.loads(bytes(response.body))["code"] == "unauthorized"
+
+
+def test_the_feed_repeats_ids_and_never_free_text(tenant: TenantRead) -> None:
+    approval_id = str(uuid.uuid4())
+    with tenant_unit_of_work(tenant.id) as uow:
+        before = latest_seq(tenant.id)
+        AuditChain.append(
+            uow,
+            AuditEventType.APPROVAL_REJECTED,
+            Actor(type=ActorType.USER, id="manager"),
+            {"approval_id": approval_id, "reason": "Ana Smith told me she is on leave"},
+            correlation_id="journey-1",
+        )
+    [event] = events_after(tenant.id, before)
+    assert (event.type, event.correlation_id) == ("APPROVAL_REJECTED", "journey-1")
+    assert event.refs == {"approval_id": approval_id}
