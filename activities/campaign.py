@@ -98,12 +98,16 @@ async def enrol_batch(
     a retried batch finds the instances already running and starts nothing twice."""
     batch = EnrolBatch.model_validate(payload)
     enrolment = await asyncio.to_thread(service.enrolment_batch, batch)
+    settings = get_settings()
     if enrolment.paused:
-        return EnrolResult(enrolled=0, last_position=batch.after_position, done=False).model_dump(
-            mode="json"
-        )
+        return EnrolResult(
+            enrolled=0,
+            last_position=batch.after_position,
+            done=False,
+            wait_seconds=settings.pause_poll_seconds,
+        ).model_dump(mode="json")
     members = enrolment.items
-    approval_timeout = get_settings().approval_ttl_seconds
+    approval_timeout = settings.approval_ttl_seconds
     journeys = [
         JourneyInput(
             tenant_id=batch.tenant_id,

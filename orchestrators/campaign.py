@@ -308,8 +308,13 @@ def canary_escalation(context: df.DurableOrchestrationContext) -> Orchestration:
 
 @blueprint.orchestration_trigger(context_name="context")
 def campaign_run(context: df.DurableOrchestrationContext) -> Orchestration:
+    return (yield from run_campaign_run(context))
+
+
+def run_campaign_run(context: df.DurableOrchestrationContext) -> Orchestration:
     """Canary first (when on), then enrol the rest in batches; continue_as_new per batch keeps
-    the history small however many prospects the campaign has."""
+    the history small however many prospects the campaign has. A plain generator: unit tests
+    drive it with canned results."""
     run = CampaignRunInput.model_validate(context.get_input())
     if not run.canary_done:
         verdict = CanaryVerdict.model_validate(
@@ -351,10 +356,10 @@ def campaign_run(context: df.DurableOrchestrationContext) -> Orchestration:
     enrolled = run.enrolled + result.enrolled
     if result.done:
         return {"status": "enrolled", "enrolled": enrolled}
-    if run.pace_seconds:
-        yield context.create_timer(
-            context.current_utc_datetime + timedelta(seconds=run.pace_seconds)
-        )
+    # A paused campaign asks again after the pause poll, not at the enrolment pace (1 s).
+    wait = result.wait_seconds or run.pace_seconds
+    if wait:
+        yield context.create_timer(context.current_utc_datetime + timedelta(seconds=wait))
     context.continue_as_new(
         _dump(run.model_copy(update={"after_position": result.last_position, "enrolled": enrolled}))
     )

@@ -161,6 +161,8 @@ class EnrolResult(_Message):
     enrolled: int
     last_position: int
     done: bool
+    # Set while the campaign is paused: how long campaign_run waits before it asks again.
+    wait_seconds: int | None = None
 
 
 class CanaryInput(_Message):
