@@ -326,14 +326,3 @@ def process_message(body: bytes) -> str:
             .values(processed_at=datetime.now(UTC), outcome=outcome)
         )
         return outcome
-
-
-def processed_outcomes(uow: TenantUnitOfWork) -> dict[str, str | None]:
-    return {
-        e.event_id: e.outcome
-        for e in uow.session.scalars(
-            uow.scoped(CrmWebhookEvent).where(
-                CrmWebhookEvent.subscription_type != "request.signature"
-            )
-        )
-    }
