@@ -6,6 +6,7 @@ import functools
 import re
 from dataclasses import dataclass, field
 from typing import Any
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from email_validator import EmailNotValidError, validate_email
 
@@ -85,6 +86,16 @@ def normalize_email(raw: str) -> str:
     return validated.normalized.lower()
 
 
+@functools.lru_cache(maxsize=1024)
+def known_time_zone(name: str) -> bool:
+    """An IANA zone name ZoneInfo can load: meeting times are written in the prospect's zone."""
+    try:
+        ZoneInfo(name)
+    except (ZoneInfoNotFoundError, ValueError):
+        return False
+    return True
+
+
 @functools.lru_cache(maxsize=65_536)
 def normalize_domain(raw: str) -> str | None:
     """`https://www.Acme.com/about` → `acme.com`; None when it is not a domain.
@@ -135,6 +146,9 @@ def parse_row(values: dict[str, str]) -> ProspectRow:
         raise ValueError(f"company domain {raw_domain!r} is not a domain")
     linkedin_url = values.get("linkedin_url")
     get = values.get
+    time_zone = get("time_zone", "").strip() or None
+    if time_zone is not None and not known_time_zone(time_zone):
+        raise ValueError(f"time_zone {time_zone!r} is not an IANA time zone (e.g. Europe/Berlin)")
     return ProspectRow(
         email,
         company_domain,
@@ -144,6 +158,6 @@ def parse_row(values: dict[str, str]) -> ProspectRow:
         get("company_name", "").strip() or None,
         get("industry", "").strip() or None,
         get("region", "").strip() or None,
-        get("time_zone", "").strip() or None,
+        time_zone,
         {"linkedin_url": linkedin_url} if linkedin_url else {},
     )

@@ -6,7 +6,9 @@ import uuid
 from datetime import datetime
 from typing import Any
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, field_validator
+
+from shared.prospects.model import known_time_zone
 
 
 class ProspectRead(BaseModel):
@@ -35,6 +37,13 @@ class ProspectUpdate(BaseModel):
     time_zone: str | None = Field(default=None, max_length=64)
     status: str | None = Field(default=None, pattern="^(active|paused|do_not_contact)$")
     enrichment: dict[str, Any] | None = None
+
+    @field_validator("time_zone")
+    @classmethod
+    def _known_zone(cls, zone: str | None) -> str | None:
+        if zone is not None and not known_time_zone(zone):
+            raise ValueError(f"{zone!r} is not an IANA time zone (e.g. Europe/Berlin)")
+        return zone
 
 
 class ProspectPage(BaseModel):

@@ -242,3 +242,26 @@ def test_batches_share_companies_and_dedupe_across_each_other(
     assert linked["b@globex.example"] == linked["e@globex.example"] is not None
     again = run_import(tenant, data)
     assert (again.imported, again.already_present, again.companies_created) == (0, 4, 0)
+
+
+def test_an_unknown_time_zone_is_a_bad_row_not_a_later_meeting_failure(tenant: TenantRead) -> None:
+    from pydantic import ValidationError
+
+    from shared.prospects.schemas import ProspectUpdate
+
+    data = (
+        b"email,first_name,time_zone\n"
+        b"a@acme.com,A,Europe/Berlin\n"
+        b"b@acme.com,B,Mars/Olympus\n"
+        b"c@acme.com,C,\n"
+    )
+    report = run_import(tenant, data)
+    assert (report.imported, report.rejected) == (2, 1)
+    assert [(e.line, e.email) for e in report.errors] == [(3, "b@acme.com")]
+    assert "Mars/Olympus" in report.errors[0].reason
+    with tenant_unit_of_work(tenant.id) as uow:
+        zones = {p.email: p.time_zone for p in uow.session.scalars(uow.scoped(Prospect)).all()}
+    assert zones == {"a@acme.com": "Europe/Berlin", "c@acme.com": None}
+    with pytest.raises(ValidationError, match="not an IANA time zone"):
+        ProspectUpdate(time_zone="Mars/Olympus")
+    assert ProspectUpdate(time_zone="America/New_York").time_zone == "America/New_York"
