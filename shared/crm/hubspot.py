@@ -27,6 +27,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from functools import partial
 from typing import Any
+from urllib.parse import parse_qs, urlsplit
 
 from sqlalchemy import case, or_, select, update
 from sqlalchemy.dialects.postgresql import insert
@@ -132,9 +133,9 @@ class HubSpotCrm:
 
     # -- connection ------------------------------------------------------------------------
 
-    def connect(self, redirect_uri: str) -> OAuthStart | None:
+    def connect(self) -> OAuthStart | None:
         started = start_connect(self._uow, self.env, created_by=self._origin)
-        state = started.authorize_url.split("state=", 1)[1]
+        state = parse_qs(urlsplit(started.authorize_url).query)["state"][0]
         return OAuthStart(authorize_url=started.authorize_url, state=state)
 
     def exchange_code_for_token(self, code: str, state: str) -> None:

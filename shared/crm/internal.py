@@ -53,7 +53,7 @@ class InternalCrm:
 
     # -- connection: nothing to connect --------------------------------------------------
 
-    def connect(self, redirect_uri: str) -> OAuthStart | None:
+    def connect(self) -> OAuthStart | None:
         return None
 
     def exchange_code_for_token(self, code: str, state: str) -> None:

@@ -30,6 +30,7 @@ from shared.crm.orm import CrmObject
 from shared.crm.port import (
     CompanyUpsert,
     ContactUpsert,
+    CrmRejected,
     DealCreate,
     DealStageIntent,
     EmailDirection,
@@ -137,6 +138,23 @@ def test_connect_seals_tokens_and_states_are_single_use_and_expire(
     stale = parse_qs(urlparse(started.authorize_url).query)["state"][0]
     with tenant_unit_of_work(tenant.id) as uow, pytest.raises(InvalidOAuthState):
         integrations.complete_connect(uow, later, fake.authorize(), stale, ACTOR)
+
+
+def test_the_ports_connection_methods_connect_refresh_and_refuse_a_foreign_state(
+    tenant: TenantRead, fake: FakeHubSpot
+) -> None:
+    env = fake_environment(fake)
+    with tenant_unit_of_work(tenant.id) as uow:
+        started = HubSpotCrm(uow, env).connect()
+    assert started is not None
+    assert parse_qs(urlparse(started.authorize_url).query)["state"] == [started.state]
+    with tenant_unit_of_work(tenant.id) as uow:
+        crm = HubSpotCrm(uow, env)
+        crm.exchange_code_for_token(fake.authorize(), started.state)
+        crm.refresh_token_if_needed()
+        assert integrations.is_connected(uow)
+    with tenant_unit_of_work(tenant.id) as uow, pytest.raises(CrmRejected):
+        HubSpotCrm(uow, env).exchange_code_for_token(fake.authorize(), f"{uuid.uuid4()}.x")
 
 
 def test_a_campaigns_writes_land_once_under_20_percent_faults(
