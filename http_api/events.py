@@ -50,8 +50,9 @@ async def stream_events(request: Request, authenticator: Authenticator) -> Respo
     tenant_id = principal.tenant_id
     assert tenant_id is not None
     resume = request.headers.get("last-event-id") or request.query_params.get("after")
-    if resume and not resume.isdigit():
-        # A resume point we cannot read would silently skip to the newest event.
+    # A resume point we cannot read would silently skip to the newest event; ASCII digits
+    # only (str.isdigit accepts "²") and within a bigint.
+    if resume and not (resume.isascii() and resume.isdigit() and len(resume) <= 18):
         return _problem(
             ValidationFailed("Last-Event-ID and `after` must be an event seq (digits)."), request
         )

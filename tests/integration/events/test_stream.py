@@ -6,6 +6,7 @@ import asyncio
 import json
 import uuid
 
+import pytest
 from starlette.requests import Request
 
 from http_api.events import stream_events
@@ -33,9 +34,12 @@ def _request(headers: dict[str, str], query: str = "") -> Request:
     )
 
 
-def test_an_unreadable_resume_point_is_refused_rather_than_skipped(tenant: TenantRead) -> None:
+@pytest.mark.parametrize("after", ["latest", "%C2%B2", "9" * 30])
+def test_an_unreadable_resume_point_is_refused_rather_than_skipped(
+    tenant: TenantRead, after: str
+) -> None:
     token = dev_token(tenant.slug, Role.OWNER)
-    request = _request({"Authorization": f"Bearer {token}"}, "after=latest")
+    request = _request({"Authorization": f"Bearer {token}"}, f"after={after}")
     response = asyncio.run(stream_events(request, Authenticator(get_settings())))
     assert response.status_code == 422
     assert response.media_type == "application/problem+json"
