@@ -179,3 +179,27 @@ def test_claims_without_evidence_and_prohibited_claims_are_flagged(setup: Setup)
 def test_draft_output_schema_refuses_extra_fields() -> None:
     with pytest.raises(ValueError, match="Extra inputs are not permitted"):
         DraftOutput.model_validate({"subject": "s", "body": "b", "send_now": True})
+
+
+def test_the_spend_ledger_records_each_call_and_sums_this_month(tenant: TenantRead) -> None:
+    from decimal import Decimal
+
+    from shared.llm.ledger import DbSpendLedger
+    from shared.llm.orm import ModelUsage
+
+    answer = DraftOutput(subject="s", body="b")
+    with tenant_unit_of_work(tenant.id) as uow:
+        ledger = DbSpendLedger(uow)
+        assert ledger.month_to_date(tenant.id) == Decimal("0")
+        for cost in ("0.25", "0.125"):
+            ledger.record(
+                tenant.id,
+                GenerationResult(answer, "openai", "m1", Usage(10, 5, Decimal(cost))),
+                "draft_email",
+            )
+        assert ledger.month_to_date(tenant.id) == Decimal("0.375")
+        rows = uow.session.scalars(uow.scoped(ModelUsage)).all()
+        assert sorted((r.provider, r.task, r.input_tokens, r.cost_usd) for r in rows) == [
+            ("openai", "draft_email", 10, Decimal("0.125")),
+            ("openai", "draft_email", 10, Decimal("0.25")),
+        ]
