@@ -82,12 +82,12 @@ class OfflineModel:
     def generate(self, request: GenerationRequest[OutputT]) -> GenerationResult[OutputT]:
         answer = TASKS.get(request.task)
         if answer is None:
-            raise ModelError(f"the offline model cannot do {request.task}", retryable=False)
+            raise ModelError(f"the offline model cannot do {request.task}")
         try:
             raw = answer(request.context)
             output = request.output_schema.model_validate(raw)
         except (KeyError, ValidationError) as exc:
-            raise ModelError(f"offline {request.task} failed: {exc}", retryable=False) from exc
+            raise ModelError(f"offline {request.task} failed: {exc}") from exc
         text_in = request.instructions + repr(request.context)
         return GenerationResult(
             output=output,

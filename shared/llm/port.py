@@ -60,11 +60,7 @@ class GenerationResult(Generic[OutputT]):
 
 
 class ModelError(Exception):
-    """A provider could not produce a valid answer."""
-
-    def __init__(self, message: str, *, retryable: bool) -> None:
-        super().__init__(message)
-        self.retryable = retryable
+    """A provider could not produce a valid answer; the router asks the next one."""
 
 
 class ModelProvider(Protocol):

@@ -84,7 +84,7 @@ def test_the_router_falls_back_and_records_spend() -> None:
     ledger = InMemorySpendLedger()
     router = ModelRouter(
         {
-            "openai": ScriptedModel("openai", fail=ModelError("429", retryable=True)),
+            "openai": ScriptedModel("openai", fail=ModelError("429")),
             "offline": OfflineModel(),
         }
     )
@@ -114,9 +114,7 @@ def test_the_monthly_ceiling_stops_calls_once_reached() -> None:
 
 
 def test_no_provider_answering_is_a_clear_error() -> None:
-    router = ModelRouter(
-        {"openai": ScriptedModel("openai", fail=ModelError("5xx", retryable=True))}
-    )
+    router = ModelRouter({"openai": ScriptedModel("openai", fail=ModelError("5xx"))})
     with pytest.raises(NoModelAvailable, match="openai: 5xx; azure: not configured"):
         router.generate(
             TENANT,
