@@ -283,70 +283,42 @@ class FakeHubSpot:
     # -- the app ---------------------------------------------------------------------------
 
     def app(self) -> Starlette:
+        # (method, path, handler): one row per HubSpot endpoint, its path spelled out as in
+        # HubSpot's reference; all but OAuth go through _wrap (auth, limits, faults).
+        api: list[tuple[str, str, Any]] = [
+            ("GET", "/crm/v3/objects/{object_type}", self._list),
+            ("POST", "/crm/v3/objects/{object_type}", self._create),
+            ("POST", "/crm/v3/objects/{object_type}/batch/create", self._batch_create),
+            ("POST", "/crm/v3/objects/{object_type}/batch/read", self._batch_read),
+            ("POST", "/crm/v3/objects/{object_type}/batch/update", self._batch_update),
+            ("POST", "/crm/v3/objects/{object_type}/batch/upsert", self._batch_upsert),
+            ("GET", "/crm/v3/objects/{object_type}/{object_id}", self._get),
+            ("PATCH", "/crm/v3/objects/{object_type}/{object_id}", self._patch),
+            (
+                "PUT",
+                "/crm/v4/objects/{object_type}/{object_id}/associations/{to_type}/{to_id}",
+                self._associate_one,
+            ),
+            (
+                "GET",
+                "/crm/v4/objects/{object_type}/{object_id}/associations/{to_type}",
+                self._association_page,
+            ),
+            (
+                "POST",
+                "/crm/v4/associations/{object_type}/{to_type}/batch/create",
+                self._associate_batch,
+            ),
+            ("GET", "/crm/v3/pipelines/{object_type}", self._pipelines),
+            ("POST", "/crm/v3/properties/{object_type}/groups", self._create_group),
+            ("POST", "/crm/v3/properties/{object_type}", self._create_property),
+        ]
+        search = self._wrap(self._search, search=True)
         routes = [
             Route("/oauth/v1/token", self._oauth_token, methods=["POST"]),
             Route("/oauth/v1/access-tokens/{token}", self._token_info, methods=["GET"]),
-            Route("/crm/v3/objects/{object_type}", self._wrap(self._list), methods=["GET"]),
-            Route("/crm/v3/objects/{object_type}", self._wrap(self._create), methods=["POST"]),
-            Route(
-                "/crm/v3/objects/{object_type}/batch/create",
-                self._wrap(self._batch_create),
-                methods=["POST"],
-            ),
-            Route(
-                "/crm/v3/objects/{object_type}/batch/read",
-                self._wrap(self._batch_read),
-                methods=["POST"],
-            ),
-            Route(
-                "/crm/v3/objects/{object_type}/batch/update",
-                self._wrap(self._batch_update),
-                methods=["POST"],
-            ),
-            Route(
-                "/crm/v3/objects/{object_type}/batch/upsert",
-                self._wrap(self._batch_upsert),
-                methods=["POST"],
-            ),
-            Route(
-                "/crm/v3/objects/{object_type}/search",
-                self._wrap(self._search, search=True),
-                methods=["POST"],
-            ),
-            Route(
-                "/crm/v3/objects/{object_type}/{object_id}", self._wrap(self._get), methods=["GET"]
-            ),
-            Route(
-                "/crm/v3/objects/{object_type}/{object_id}",
-                self._wrap(self._patch),
-                methods=["PATCH"],
-            ),
-            Route(
-                "/crm/v4/objects/{object_type}/{object_id}/associations/{to_type}/{to_id}",
-                self._wrap(self._associate_one),
-                methods=["PUT"],
-            ),
-            Route(
-                "/crm/v4/objects/{object_type}/{object_id}/associations/{to_type}",
-                self._wrap(self._association_page),
-                methods=["GET"],
-            ),
-            Route(
-                "/crm/v4/associations/{object_type}/{to_type}/batch/create",
-                self._wrap(self._associate_batch),
-                methods=["POST"],
-            ),
-            Route("/crm/v3/pipelines/{object_type}", self._wrap(self._pipelines), methods=["GET"]),
-            Route(
-                "/crm/v3/properties/{object_type}/groups",
-                self._wrap(self._create_group),
-                methods=["POST"],
-            ),
-            Route(
-                "/crm/v3/properties/{object_type}",
-                self._wrap(self._create_property),
-                methods=["POST"],
-            ),
+            Route("/crm/v3/objects/{object_type}/search", search, methods=["POST"]),
+            *(Route(path, self._wrap(handler), methods=[method]) for method, path, handler in api),
         ]
         return Starlette(routes=routes)
 
