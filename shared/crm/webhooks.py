@@ -294,23 +294,12 @@ def process_message(body: bytes) -> str:
     event: dict[str, Any] = message["event"]
     event_id = str(event["eventId"])
     with tenant_unit_of_work(tenant_id) as uow:
-        uow.execute(
-            insert(CrmWebhookEvent)
-            .values(
-                id=uuid.uuid4(),
-                tenant_id=tenant_id,
-                provider=PROVIDER,
-                event_id=event_id,
-                subscription_type=str(event.get("subscriptionType"))[:64],
-                object_id=str(event.get("objectId", ""))[:64] or None,
-            )
-            .on_conflict_do_nothing(
-                index_elements=[
-                    CrmWebhookEvent.tenant_id,
-                    CrmWebhookEvent.provider,
-                    CrmWebhookEvent.event_id,
-                ]
-            )
+        # Normally stored at intake; stored here when intake sent the message but its commit failed.
+        _record_once(
+            uow,
+            event_id,
+            subscription_type=str(event.get("subscriptionType"))[:64],
+            object_id=str(event.get("objectId", ""))[:64] or None,
         )
         row = uow.session.scalars(
             uow.scoped(CrmWebhookEvent)
