@@ -40,6 +40,11 @@ def push_crm_writes_timer(timer: func.TimerRequest) -> None:
                 extra={
                     "tenant_id": str(tenant_id),
                     "done": report.done,
+                    "rejected": report.rejected,
+                    "held": report.held,
                     "pending": report.left_pending,
+                    "reconciled": report.reconciled,
+                    "requests": report.requests,
+                    "throttled": report.throttled,
                 },
             )
