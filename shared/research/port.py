@@ -1,10 +1,10 @@
 """Where facts about a prospect come from. Implementations: enrichment data (now), the
-Playwright research sandbox (its own issue), and an in-memory fake for tests."""
+Playwright research sandbox (its own issue)."""
 
 from __future__ import annotations
 
 import uuid
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, Protocol
 
@@ -34,11 +34,3 @@ class ResearchSource(Protocol):
         """Facts about the subject, each with its source; never invented."""
         ...
 
-
-@dataclass
-class InMemoryResearchSource:
-    name: str = "memory"
-    facts: list[Fact] = field(default_factory=list)
-
-    def gather(self, subject: ResearchSubject) -> list[Fact]:
-        return list(self.facts)
