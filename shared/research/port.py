@@ -33,4 +33,3 @@ class ResearchSource(Protocol):
     def gather(self, subject: ResearchSubject) -> list[Fact]:
         """Facts about the subject, each with its source; never invented."""
         ...
-
